@@ -1,0 +1,1 @@
+"""The city every layer lives in: streets, terrain, blocks, one CRS."""

@@ -1,0 +1,158 @@
+"""Events on the twin's bus, and the bus itself.
+
+Layers and agents never call each other: they publish frozen events here and
+subscribe to the types they care about. Every event carries the simulated
+time, who raised it and, when it was caused by another event, that event's id,
+so a report can draw the chain of causes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import pandas as pd
+
+@dataclass(frozen=True)
+class Event:
+    time_s: float
+    source: str = ""
+    cause_id: int | None = None
+    event_id: int = field(default=0, compare=False)   # set by the bus on publish
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+# --- water -----------------------------------------------------------------
+@dataclass(frozen=True)
+class PipeBurst(Event):
+    """A leak or break on a pipe; the leak is an orifice of ``leak_area_m2``."""
+    pipe_id: str = ""
+    leak_area_m2: float = 0.01
+    position: float = 0.5            # fraction of the pipe length from its start node
+    discharge_coeff: float = 0.75
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass(frozen=True)
+class LeakStopped(Event):
+    pipe_id: str = ""
+
+
+@dataclass(frozen=True)
+class ValveClosed(Event):
+    link_id: str = ""
+    setting: float = 0.0             # 0 closes; a fraction 0..1 throttles (pipe/valve status or TCV)
+
+
+@dataclass(frozen=True)
+class ValveOpened(Event):
+    link_id: str = ""
+
+
+@dataclass(frozen=True)
+class PumpOutage(Event):
+    pump_id: str = ""
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class DemandSurge(Event):
+    """Multiply demands (all nodes, or the listed ones) by ``factor`` for ``duration_s``."""
+    factor: float = 1.0
+    duration_s: float | None = None
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FireFlow(Event):
+    node_id: str = ""
+    flow_lps: float = 0.0
+    duration_s: float = 7200.0
+
+
+@dataclass(frozen=True)
+class StreetFlooded(Event):
+    """Water on a street (from a burst or a storm): other layers decide what follows."""
+    x: float = 0.0
+    y: float = 0.0
+    radius_m: float = 50.0
+    flow_lps: float = 0.0
+    street_ids: tuple[str, ...] = ()
+
+
+# --- mobility, assets, people (used by later layers) ------------------------
+@dataclass(frozen=True)
+class StreetClosed(Event):
+    street_ids: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StreetReopened(Event):
+    street_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepairDone(Event):
+    layer: str = ""
+    element_id: str = ""
+
+
+@dataclass(frozen=True)
+class Reading(Event):
+    sensor_id: str = ""
+    value: float = float("nan")
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Alert(Event):
+    layer: str = ""
+    element_id: str = ""
+    message: str = ""
+    severity: str = "warning"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage,
+                                  DemandSurge, FireFlow, StreetFlooded, StreetClosed,
+                                  StreetReopened, RepairDone, Reading, Alert)
+}
+
+
+class Bus:
+    """Synchronous publish/subscribe channel with a complete log."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type, list[Callable[[Event], Any]]] = defaultdict(list)
+        self.log: list[Event] = []
+
+    def subscribe(self, event_type: type[Event], handler: Callable[[Event], Any]) -> None:
+        self._handlers[event_type].append(handler)
+
+    def publish(self, event: Event) -> Event:
+        """Log ``event`` with the next id of this run, hand it to subscribers, return it."""
+        event = replace(event, event_id=len(self.log) + 1)
+        self.log.append(event)
+        for cls in type(event).__mro__:
+            for handler in self._handlers.get(cls, ()):
+                handler(event)
+        return event
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per event: id, time, kind, source, cause and its fields as JSON-able text."""
+        rows = []
+        for ev in self.log:
+            fields = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)
+                      if f.name not in ("time_s", "source", "cause_id", "event_id")}
+            rows.append({"event_id": ev.event_id, "time_s": ev.time_s, "kind": ev.kind,
+                         "source": ev.source, "cause_id": ev.cause_id,
+                         "details": repr(fields)})
+        return pd.DataFrame(rows, columns=["event_id", "time_s", "kind", "source", "cause_id",
+                                           "details"])

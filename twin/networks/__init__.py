@@ -1,0 +1,1 @@
+"""Network layers: each module holds one layer that fulfils :class:`twin.networks.base.Layer`."""
