@@ -51,4 +51,8 @@ class Clock:
         return self.env.timeout(seconds)
 
     def run(self, until: float) -> None:
-        self.env.run(until=until)
+        """Advance to ``until`` seconds, processing the events scheduled at ``until`` too."""
+        if until > self.env.now:
+            self.env.run(until=until)
+        while self.env.peek() <= until:
+            self.env.step()

@@ -1,0 +1,528 @@
+"""Water distribution layer: WNTR for the model, the EPANET toolkit for stepping.
+
+The network is held as a WNTR ``WaterNetworkModel`` (building, editing, I/O,
+GIS) and simulated by one EPANET project opened once and advanced on the
+twin's clock (:mod:`twin.engines.epanet`). Events from the bus change the open
+project between steps: leaks and bursts (an orifice emitter at a point of a
+pipe), valve closures, pump outages, demand surges, fire flows. A burst
+publishes a :class:`~twin.events.StreetFlooded` event once its outflow is known.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import wntr
+from shapely.geometry import LineString, Point
+
+from twin.engines import epanet as en
+from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
+                         StreetFlooded, ValveClosed, ValveOpened)
+from twin.networks.base import Layer
+
+if TYPE_CHECKING:
+    from twin.twin import Twin
+
+G = 9.81
+
+
+def leak_coefficient_si(area_m2: float, discharge_coeff: float = 0.75) -> float:
+    """Orifice emitter coefficient C with Q[m3/s] = C * sqrt(p[m])."""
+    return discharge_coeff * area_m2 * math.sqrt(2 * G)
+
+
+def leak_node_id(pipe_id: str) -> str:
+    return f"LK_{pipe_id}"[:31]
+
+
+@dataclass
+class _Leak:
+    pipe_id: str
+    node: int                      # engine node index carrying the emitter
+    coeff_si: float
+    event: PipeBurst
+    split: bool                    # True: own node inside the pipe; False: on the nearer end node
+    base_emitter: float = 0.0
+    volume_m3: float = 0.0
+    peak_lps: float = 0.0
+    announced: bool = False
+
+
+@dataclass
+class _Stats:
+    leak_volume_m3: float = 0.0
+    energy_kwh: float = 0.0
+    demand_m3: float = 0.0
+    delivered_m3: float = 0.0
+    deficit_node_hours: float = 0.0
+    min_pressure_m: float = math.inf
+    max_nodes_below: int = 0
+    steps: int = 0
+    solves: int = 0
+    tank_min_m: dict[str, float] = field(default_factory=dict)
+    tank_max_m: dict[str, float] = field(default_factory=dict)
+
+
+class WaterLayer(Layer):
+    """Water network stepped on the twin's clock.
+
+    Parameters
+    ----------
+    model : a WNTR model, or a path to an EPANET .inp file; ``None`` builds the
+        demo network along the twin's city streets.
+    horizon_s : simulated duration (EPANET's duration is set to it).
+    hydraulic_step_s : hydraulic time step; ``None`` keeps the model's.
+    engine : 'owa' (EPANET 2.3, default) or 'wntr' (EPANET 2.2 shipped with WNTR).
+    service_pressure_m : pressure below which a junction with demand counts as in deficit.
+    planned_bursts : (pipe id, position) pairs known before the run; those pipes are
+        split at build so the leak sits exactly there. Unplanned bursts go to the
+        nearer end node of the pipe.
+    record : quantities to record at each report step.
+    """
+
+    name = "water"
+
+    def __init__(self, model: wntr.network.WaterNetworkModel | str | Path | None = None, *,
+                 horizon_s: float | None = None, hydraulic_step_s: float | None = None,
+                 report_step_s: float | None = None, engine: str = "owa",
+                 service_pressure_m: float = 20.0,
+                 planned_bursts: Iterable[tuple[str, float]] = (),
+                 record: Iterable[str] = ("pressure", "demand", "flow", "tank_level"),
+                 crs: str | None = None) -> None:
+        self._model_arg = model
+        self.horizon_s = horizon_s
+        self.hydraulic_step_s = hydraulic_step_s
+        self.report_step_s = report_step_s
+        self.engine_name = engine
+        self.service_pressure_m = float(service_pressure_m)
+        self.planned_bursts = list(planned_bursts)
+        self.record_quantities = tuple(record)
+        self.crs = crs
+        self.wn: wntr.network.WaterNetworkModel | None = None
+        self.engine: en.EpanetProject | None = None
+        self.twin: "Twin | None" = None
+        self.source_path: str | None = None
+        self.leaks: dict[str, _Leak] = {}
+        self.stats = _Stats()
+        self._surge = 1.0
+        self._saved_links: dict[int, tuple[float, float]] = {}
+        self._fire: dict[int, int] = {}
+        self._disabled_controls: dict[int, list[tuple[str, int]]] = {}
+
+    # ------------------------------------------------------------------ build
+    def build(self, twin: "Twin") -> None:
+        self.twin = twin
+        model = self._model_arg
+        if model is None:
+            if twin.city is None:
+                raise ValueError("water layer: no model given and the twin has no city to lay "
+                                 "a network along")
+            from twin.city.water_network import build_water_network
+
+            self.wn = build_water_network(twin.city, rng=twin.rng.stream("water.build"))
+            self.crs = self.crs or twin.city.crs
+        elif isinstance(model, wntr.network.WaterNetworkModel):
+            self.wn = model
+        else:
+            self.source_path = str(model)
+            self.wn = load_inp(model)
+        if self.crs is None and twin.city is not None:
+            self.crs = twin.city.crs
+        wn = self.wn
+        if self.horizon_s is not None:
+            wn.options.time.duration = int(self.horizon_s)
+        if self.hydraulic_step_s is not None:
+            wn.options.time.hydraulic_timestep = int(self.hydraulic_step_s)
+            if self.report_step_s is None:
+                wn.options.time.report_timestep = int(self.hydraulic_step_s)
+        if self.report_step_s is not None:
+            wn.options.time.report_timestep = int(self.report_step_s)
+        self._open_engine()
+
+    def _open_engine(self) -> None:
+        """Write the model once, open it in EPANET, insert planned leak nodes."""
+        tmp = Path(tempfile.mkdtemp(prefix="twin-water-"))
+        try:
+            inp = tmp / "model.inp"
+            wntr.network.write_inpfile(self.wn, str(inp),
+                                       units=self.wn.options.hydraulic.inpfile_units, version=2.2)
+            self.engine = en.EpanetProject(inp, library=self.engine_name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        eng = self.engine
+        for pipe_id, position in self.planned_bursts:
+            if pipe_id not in eng.link_index or leak_node_id(pipe_id) in eng.node_index:
+                continue
+            eng.split_pipe_for_leak(pipe_id, float(position), leak_node_id(pipe_id))
+        self.report_step = eng.time_param(en.REPORTSTEP)
+        self.report_start = eng.time_param(en.REPORTSTART)
+        self.duration_s = eng.time_param(en.DURATION)
+        self.junctions = np.flatnonzero(eng.node_types == en.JUNCTION)
+        self.tanks = np.flatnonzero(eng.node_types == en.TANK)
+        self.pumps = np.flatnonzero(eng.link_types == en.PUMP)
+        self.pda = getattr(self.wn.options.hydraulic, "demand_model", "DDA") in ("PDA", "PDD")
+
+    def check_event(self, event: Event) -> list[str]:
+        eng = self.engine
+        refs: list[tuple[str, str, dict]] = []
+        if isinstance(event, (PipeBurst, LeakStopped)):
+            refs.append(("pipe", event.pipe_id, eng.link_index))
+        elif isinstance(event, (ValveClosed, ValveOpened)):
+            refs.append(("link", event.link_id, eng.link_index))
+        elif isinstance(event, PumpOutage):
+            refs.append(("pump", event.pump_id, {eng.link_ids[i]: i for i in self.pumps}))
+        elif isinstance(event, FireFlow):
+            refs.append(("node", event.node_id, eng.node_index))
+        elif isinstance(event, DemandSurge):
+            refs.extend(("node", n, eng.node_index) for n in event.nodes)
+        return [f"unknown {kind} {eid!r} in the water network" for kind, eid, known in refs
+                if eid not in known]
+
+    # ------------------------------------------------------------------ step
+    def start(self, twin: "Twin") -> None:
+        for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage, DemandSurge,
+                    FireFlow):
+            twin.bus.subscribe(cls, self.apply)
+        self.engine.open_hydraulics()
+        twin.clock.process(self._process())
+
+    def _process(self):
+        eng, clock = self.engine, self.twin.clock
+        while True:
+            t = eng.run()
+            self._observe(t)
+            dt = eng.next()
+            if dt <= 0:
+                return
+            self._integrate(dt)
+            yield clock.timeout(dt)
+
+    def _observe(self, t: int) -> None:
+        """Read the solution at engine time ``t``: record report steps, keep step values."""
+        eng, st = self.engine, self.stats
+        st.solves += 1
+        self._p = eng.pressures_m()
+        self._d = eng.demands_lps()
+        self._e = eng.pump_energy_kw() if len(self.pumps) else None
+        self._deficit = eng.demand_deficits_lps() if self.pda else None
+        j = self.junctions
+        pj = self._p[j]
+        st.min_pressure_m = min(st.min_pressure_m, float(pj.min()) if len(pj) else math.inf)
+        demanding = self._d[j] > 1e-9
+        below = demanding & (pj < self.service_pressure_m)
+        st.max_nodes_below = max(st.max_nodes_below, int(below.sum()))
+        self._below = int(below.sum())
+        self._leak_now = {}
+        for leak in self.leaks.values():
+            q = self._leak_flow_lps(leak)
+            self._leak_now[leak.pipe_id] = q
+            leak.peak_lps = max(leak.peak_lps, q)
+            if not leak.announced and q > 0:
+                leak.announced = True
+                self._announce_flood(leak, q)
+        if t >= self.report_start and (t - self.report_start) % self.report_step == 0:
+            st.steps += 1
+            self._record(t)
+
+    def _leak_flow_lps(self, leak: _Leak) -> float:
+        p = max(float(self._p[leak.node]), 0.0)
+        return leak.coeff_si * math.sqrt(p) * 1000.0
+
+    def _integrate(self, dt: int) -> None:
+        st, j = self.stats, self.junctions
+        hours = dt / 3600.0
+        demand = np.clip(self._d[j], 0, None)
+        st.demand_m3 += float(demand.sum()) * dt / 1000.0
+        if self.pda and self._deficit is not None:
+            st.delivered_m3 += float(demand.sum()) * dt / 1000.0
+            st.demand_m3 += float(np.clip(self._deficit[j], 0, None).sum()) * dt / 1000.0
+        else:
+            ok = self._p[j] >= self.service_pressure_m
+            st.delivered_m3 += float(demand[ok].sum()) * dt / 1000.0
+        st.deficit_node_hours += self._below * hours
+        if self._e is not None:
+            st.energy_kwh += float(self._e[self.pumps].sum()) * hours
+        for pipe_id, q in self._leak_now.items():
+            vol = q * dt / 1000.0
+            st.leak_volume_m3 += vol
+            self.leaks[pipe_id].volume_m3 += vol
+        for k in self.tanks:
+            tid = self.engine.node_ids[k]
+            level = float(self._p[k])
+            st.tank_min_m[tid] = min(st.tank_min_m.get(tid, math.inf), level)
+            st.tank_max_m[tid] = max(st.tank_max_m.get(tid, -math.inf), level)
+
+    def _record(self, t: int) -> None:
+        rec, eng = self.twin.recorder, self.engine
+        q = self.record_quantities
+        if "pressure" in q:
+            rec.record(t, self.name, "pressure", "m", eng.node_ids, self._p)
+        if "demand" in q:
+            rec.record(t, self.name, "demand", "L/s", eng.node_ids, self._d)
+        if "head" in q:
+            rec.record(t, self.name, "head", "m", eng.node_ids, eng.heads_m())
+        if "flow" in q:
+            rec.record(t, self.name, "flow", "L/s", eng.link_ids, eng.flows_lps())
+        if "tank_level" in q and len(self.tanks):
+            rec.record(t, self.name, "tank_level", "m",
+                       [eng.node_ids[k] for k in self.tanks], self._p[self.tanks])
+        if "energy" in q and len(self.pumps) and self._e is not None:
+            rec.record(t, self.name, "pump_power", "kW",
+                       [eng.link_ids[k] for k in self.pumps], self._e[self.pumps])
+
+    # ------------------------------------------------------------------ events
+    def apply(self, event: Event) -> None:
+        problems = self.check_event(event)
+        if problems:
+            raise ValueError("; ".join(problems))
+        handler = {PipeBurst: self._burst, LeakStopped: self._stop_leak,
+                   ValveClosed: self._close_link, ValveOpened: self._open_link,
+                   PumpOutage: self._pump_outage, DemandSurge: self._demand_surge,
+                   FireFlow: self._fire_flow}[type(event)]
+        handler(event)
+
+    def _burst(self, ev: PipeBurst) -> None:
+        eng = self.engine
+        coeff = leak_coefficient_si(ev.leak_area_m2, ev.discharge_coeff)
+        split_id = leak_node_id(ev.pipe_id)
+        if split_id in eng.node_index:
+            node, split = eng.node_index[split_id], True
+        else:   # not planned: the nearer end node carries the leak
+            link = self.wn.get_link(ev.pipe_id)
+            end = link.start_node_name if ev.position <= 0.5 else link.end_node_name
+            node, split = eng.node_index[end], False
+        base = eng.node_value(node, en.EMITTER)
+        leak = _Leak(ev.pipe_id, node, coeff, ev, split, base_emitter=base)
+        if ev.pipe_id in self.leaks:   # a second burst on the same pipe enlarges the hole
+            old = self.leaks[ev.pipe_id]
+            leak.coeff_si += old.coeff_si
+            leak.base_emitter = old.base_emitter
+            leak.volume_m3, leak.peak_lps = old.volume_m3, old.peak_lps
+        self.leaks[ev.pipe_id] = leak
+        self._set_emitter(leak)
+
+    def _set_emitter(self, leak: _Leak) -> None:
+        eng = self.engine
+        # existing emitter (model units) plus the leak's orifice, converted to model units
+        eng.set_emitter_si(leak.node, leak.coeff_si)
+        if leak.base_emitter:
+            added = eng.node_value(leak.node, en.EMITTER)
+            eng.set_node_value(leak.node, en.EMITTER, added + leak.base_emitter)
+
+    def _stop_leak(self, ev: LeakStopped) -> None:
+        leak = self.leaks.get(ev.pipe_id)
+        if leak is None:
+            return
+        self.engine.set_node_value(leak.node, en.EMITTER, leak.base_emitter)
+        self.closed_leaks = getattr(self, "closed_leaks", [])
+        self.closed_leaks.append(leak)
+        del self.leaks[ev.pipe_id]
+
+    def _announce_flood(self, leak: _Leak, flow_lps: float) -> None:
+        x, y = self._leak_xy(leak)
+        self.twin.publish(StreetFlooded(time_s=self.twin.clock.now_s, source=self.name,
+                                        cause_id=leak.event.event_id or None, x=x, y=y,
+                                        radius_m=max(20.0, 10.0 * math.sqrt(flow_lps)),
+                                        flow_lps=flow_lps))
+
+    def _leak_xy(self, leak: _Leak) -> tuple[float, float]:
+        ev = leak.event
+        if ev.x is not None and ev.y is not None:
+            return float(ev.x), float(ev.y)
+        link = self.wn.get_link(leak.pipe_id)
+        (x1, y1), (x2, y2) = link.start_node.coordinates, link.end_node.coordinates
+        f = ev.position
+        return float(x1 + f * (x2 - x1)), float(y1 + f * (y2 - y1))
+
+    def _close_link(self, ev: ValveClosed) -> None:
+        eng = self.engine
+        k = eng.link_index[ev.link_id]
+        if k not in self._saved_links:
+            self._saved_links[k] = (eng.link_value(k, en.STATUS), eng.link_value(k, en.MINORLOSS))
+        if ev.setting <= 0:
+            eng.set_link_value(k, en.STATUS, 0)
+        else:   # partly open: an orifice of relative opening s adds K = 1/s^2 - 1
+            status, minor = self._saved_links[k]
+            eng.set_link_value(k, en.MINORLOSS, minor + (1.0 / ev.setting ** 2 - 1.0))
+
+    def _open_link(self, ev: ValveOpened) -> None:
+        eng = self.engine
+        k = eng.link_index[ev.link_id]
+        saved = self._saved_links.pop(k, None)
+        if saved is not None:
+            eng.set_link_value(k, en.MINORLOSS, saved[1])
+            eng.set_link_value(k, en.STATUS, 1 if saved[0] else 0)
+
+    def _pump_outage(self, ev: PumpOutage) -> None:
+        eng = self.engine
+        k = eng.link_index[ev.pump_id]
+        self._disabled_controls[k] = _disable_controls_on(eng, k)
+        eng.set_link_value(k, en.STATUS, 0)
+        if ev.duration_s:
+            self.twin.clock.process(self._later(ev.duration_s, self._pump_back, k))
+
+    def _pump_back(self, k: int) -> None:
+        eng = self.engine
+        _enable_controls(eng, self._disabled_controls.pop(k, []))
+        eng.set_link_value(k, en.STATUS, 1)
+
+    def _demand_surge(self, ev: DemandSurge) -> None:
+        eng = self.engine
+        if not ev.nodes:
+            self._surge *= ev.factor
+            eng.set_option(en.DEMANDMULT, eng.option(en.DEMANDMULT) * ev.factor)
+        else:
+            for nid in ev.nodes:
+                n = eng.node_index[nid]
+                for c in range(1, eng.num_demands(n) + 1):
+                    eng.set_demand_category(n, c, eng.base_demand(n, c) * ev.factor)
+        if ev.duration_s:
+            undo = DemandSurge(time_s=ev.time_s + ev.duration_s, source=self.name,
+                               factor=1.0 / ev.factor, nodes=ev.nodes)
+            self.twin.clock.process(self._later(ev.duration_s, self._demand_surge, undo))
+
+    def _fire_flow(self, ev: FireFlow) -> None:
+        eng = self.engine
+        n = eng.node_index[ev.node_id]
+        if n not in self._fire:
+            eng.add_constant_demand(n, "fire")
+            self._fire[n] = eng.num_demands(n)
+        cat = self._fire[n]
+        eng.set_demand_category(n, cat, ev.flow_lps)
+        self.twin.clock.process(self._later(ev.duration_s, eng.set_demand_category, n, cat, 0.0))
+
+    def _later(self, delay_s: float, fn, *args):
+        yield self.twin.clock.timeout(delay_s)
+        fn(*args)
+
+    # ------------------------------------------------------------------ results
+    def kpis(self) -> dict[str, float]:
+        st = self.stats
+        leaks = list(self.leaks.values()) + list(getattr(self, "closed_leaks", []))
+        out = {
+            "min_pressure_m": st.min_pressure_m if st.solves else float("nan"),
+            "pressure_deficit_node_hours": st.deficit_node_hours,
+            "max_nodes_below_service_pressure": float(st.max_nodes_below),
+            "water_service_availability": (st.delivered_m3 / st.demand_m3) if st.demand_m3 else 1.0,
+            "demand_volume_m3": st.demand_m3,
+            "leak_volume_m3": st.leak_volume_m3,
+            "leak_peak_lps": max((lk.peak_lps for lk in leaks), default=0.0),
+            "pump_energy_kwh": st.energy_kwh,
+        }
+        for tid in st.tank_min_m:
+            out[f"tank_{tid}_min_level_m"] = st.tank_min_m[tid]
+            out[f"tank_{tid}_max_level_m"] = st.tank_max_m[tid]
+        return out
+
+    def elements(self) -> dict[str, gpd.GeoDataFrame]:
+        return network_frames(self.wn, self.crs)
+
+    def snapshot(self) -> dict[str, Any]:
+        eng = self.engine
+        return {"time_s": eng.time_s,
+                "tank_levels_m": {eng.node_ids[k]: float(self._p[k]) for k in self.tanks},
+                "leaks": {p: (lk.coeff_si, lk.event) for p, lk in self.leaks.items()},
+                "closed_links": {eng.link_ids[k]: v for k, v in self._saved_links.items()},
+                "demand_multiplier": self._surge}
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+
+def _disable_controls_on(eng: en.EpanetProject, link: int) -> list[tuple[str, int]]:
+    """Disable simple controls and rules acting on ``link`` (EPANET 2.3 only)."""
+    lib, ph = eng._lib, eng._ph
+    if not hasattr(lib, "EN_setcontrolenabled"):
+        return []
+    disabled: list[tuple[str, int]] = []
+    ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+    setting, level = ctypes.c_double(), ctypes.c_double()
+    for i in range(1, eng._count(5) + 1):
+        lib.EN_getcontrol(ph, i, ctypes.byref(ctype), ctypes.byref(lidx), ctypes.byref(setting),
+                          ctypes.byref(nidx), ctypes.byref(level))
+        if lidx.value == link + 1:
+            lib.EN_setcontrolenabled(ph, i, 0)
+            disabled.append(("control", i))
+    n_rules = eng._count(6)
+    npre, nthen, nelse, prio = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_double()
+    status = ctypes.c_int()
+    for r in range(1, n_rules + 1):
+        lib.EN_getrule(ph, r, ctypes.byref(npre), ctypes.byref(nthen), ctypes.byref(nelse),
+                       ctypes.byref(prio))
+        acts = [(lib.EN_getthenaction, a) for a in range(1, nthen.value + 1)]
+        acts += [(lib.EN_getelseaction, a) for a in range(1, nelse.value + 1)]
+        for getter, a in acts:
+            getter(ph, r, a, ctypes.byref(lidx), ctypes.byref(status), ctypes.byref(setting))
+            if lidx.value == link + 1:
+                lib.EN_setruleenabled(ph, r, 0)
+                disabled.append(("rule", r))
+                break
+    return disabled
+
+
+def _enable_controls(eng: en.EpanetProject, disabled: list[tuple[str, int]]) -> None:
+    for kind, i in disabled:
+        fn = eng._lib.EN_setcontrolenabled if kind == "control" else eng._lib.EN_setruleenabled
+        fn(eng._ph, i, 1)
+
+
+def load_inp(path: str | Path) -> wntr.network.WaterNetworkModel:
+    """Read an EPANET file with WNTR; a missing or malformed file raises ``InpError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InpError(f"{path}: EPANET input file not found")
+    try:
+        return wntr.network.WaterNetworkModel(str(path))
+    except Exception as exc:   # WNTR raises many types (ENKeyError, ValueError, KeyError...)
+        raise InpError(f"{path}: not a valid EPANET input file: {exc}") from exc
+
+
+class InpError(ValueError):
+    """A missing or malformed EPANET input file."""
+
+
+def network_frames(wn: wntr.network.WaterNetworkModel, crs: str | None) -> dict[str, gpd.GeoDataFrame]:
+    """Nodes and links of ``wn`` as GeoDataFrames with unit-suffixed columns."""
+    rows = []
+    for name, node in wn.nodes():
+        x, y = node.coordinates
+        rows.append({"node_id": name, "node_type": node.node_type,
+                     "elevation_m": float(getattr(node, "elevation", np.nan) or 0.0)
+                     if node.node_type != "Reservoir" else float(node.base_head),
+                     "base_demand_lps": float(sum(d.base_value for d in node.demand_timeseries_list)
+                                              * 1000.0) if node.node_type == "Junction" else 0.0,
+                     "geometry": Point(x, y)})
+    nodes = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).set_index("node_id")
+    rows = []
+    for name, link in wn.links():
+        a, b = link.start_node.coordinates, link.end_node.coordinates
+        coords = [a, *getattr(link, "vertices", []), b]
+        rows.append({"link_id": name, "link_type": link.link_type,
+                     "start_node": link.start_node_name, "end_node": link.end_node_name,
+                     "length_m": float(getattr(link, "length", 0.0) or 0.0),
+                     "diameter_mm": float(getattr(link, "diameter", 0.0) or 0.0) * 1000.0,
+                     "roughness": float(getattr(link, "roughness", np.nan) or np.nan),
+                     "geometry": LineString(coords)})
+    links = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).set_index("link_id")
+    return {"nodes": nodes, "links": links}
+
+
+def epanet_pressures(wn: wntr.network.WaterNetworkModel) -> pd.DataFrame:
+    """Reference pressures (m) from WNTR's file-based EpanetSimulator, time x node."""
+    tmp = Path(tempfile.mkdtemp(prefix="twin-eps-"))
+    try:
+        res = wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=str(tmp / "ref"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res.node["pressure"]
