@@ -1,0 +1,812 @@
+"""Declarative what-if scenarios: a YAML file in, a validated :class:`ScenarioSpec` out.
+
+A scenario names a city (the generated demo city or an EPANET ``.inp`` file), a
+start, a horizon, a hydraulic step, a seed, a timeline of events, policies and
+the outputs wanted. A what-if file can ``extends:`` a baseline and only add or
+override fields: mappings are merged key by key, ``events`` lists are joined.
+
+Every problem is reported as a :class:`ScenarioError` naming the file, the line,
+the dotted field (``events[1].leak_area_m2``) and what was expected. Lines come
+from composing the YAML into nodes first and recording where each key and list
+item starts; pydantic's error locations are then mapped onto those paths.
+Element ids (pipes, links, pumps, nodes) can only be checked once the network is
+built: :meth:`ScenarioSpec.element_refs` lists them and :func:`check_elements`
+checks them against the ids the network knows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, ClassVar, Literal, NamedTuple, Union
+
+import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
+                      ValidationError, model_validator)
+
+from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
+                         ValveClosed, ValveOpened)
+
+__all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
+           "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
+           "DemandSurgeSpec", "FireFlowSpec", "ElementRef", "load_scenario", "check_elements",
+           "parse_duration", "format_duration", "main_validate", "EVENT_SPECS"]
+
+DEFAULT_START = dt.datetime(2026, 6, 15, 0, 0)
+EVENT_SOURCE = "scenario"
+_Location = tuple[Path, int]
+
+
+# --- the error ---------------------------------------------------------------------------
+class ScenarioError(Exception):
+    """A scenario problem, located: ``path:line: field: expected ..., got ...``.
+
+    ``field`` is a dotted path such as ``events[1].leak_area_m2`` (None for a
+    whole-file problem); ``line`` is 1-based, or None where it is not known.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, field: str | None, line: int | None,
+                 expected: str, got: str | None = None, detail: str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.field = field or None
+        self.line = line
+        self.expected = expected
+        self.got = got
+        self.detail = detail
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = str(self.path) if self.path is not None else "<scenario>"
+        if self.line is not None:
+            where += f":{self.line}"
+        what = self.detail or (f"expected {self.expected}" + (f", got {self.got}" if self.got else ""))
+        return f"{where}: {self.field}: {what}" if self.field else f"{where}: {what}"
+
+
+class _Problem(ValueError):
+    """Raised inside validators: what was expected, optionally deeper in the data (``loc``)."""
+
+    def __init__(self, expected: str, loc: tuple[str | int, ...] = (), got: str | None = None,
+                 show_input: bool = True) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.loc = loc
+        self.got = got
+        self.show_input = show_input
+
+
+# --- durations and times -----------------------------------------------------------------
+_UNIT_SECONDS = {
+    "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_COMPOUND = re.compile(rf"(?:\s*{_NUMBER}\s*[a-z]+)+\s*", re.IGNORECASE)
+_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(rf"\s*[+-]?{_NUMBER}\s*")
+_ISO_DURATION = re.compile(
+    rf"P(?:(?P<w>{_NUMBER})W)?(?:(?P<d>{_NUMBER})D)?"
+    rf"(?:T(?=\d|\.)(?:(?P<h>{_NUMBER})H)?(?:(?P<m>{_NUMBER})M)?(?:(?P<s>{_NUMBER})S)?)?",
+    re.IGNORECASE)
+_DURATION_HELP = ("a duration such as '24h', '7d', '90min', '1h30min', 'PT24H' "
+                  "or a number of seconds")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration: ``"24h"``, ``"7d"``, ``"1h30min"``, ``"PT24H"``, ``300``...
+
+    Raises ValueError (saying what is accepted) for anything else or a negative value.
+    """
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str):
+        text = value.strip()
+        if _PLAIN_NUMBER.fullmatch(text):
+            seconds = float(text)
+        elif (iso := _ISO_DURATION.fullmatch(text)) and len(text) > 1 and text[-1].upper() != "T":
+            seconds = sum(float(iso[key]) * _UNIT_SECONDS[key.lower()]
+                          for key in ("w", "d", "h", "m", "s") if iso[key] is not None)
+        elif _COMPOUND.fullmatch(text):
+            parts = _PART.findall(text)
+            if all(unit.lower() in _UNIT_SECONDS for _, unit in parts):
+                seconds = sum(float(n) * _UNIT_SECONDS[unit.lower()] for n, unit in parts)
+    if seconds is None or not math.isfinite(seconds):
+        raise ValueError(f"expected {_DURATION_HELP}, got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"expected a duration >= 0, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Compact text for a duration that :func:`parse_duration` reads back: ``"1d6h30min"``."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    days, rest = divmod(float(seconds), 86400.0)
+    hours, rest = divmod(rest, 3600.0)
+    minutes, secs = divmod(rest, 60.0)
+    parts = [f"{int(days)}d" if days else "", f"{int(hours)}h" if hours else "",
+             f"{int(minutes)}min" if minutes else "", f"{secs:g}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+def _parse_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected an ISO datetime such as '2026-06-15T07:30', got {value!r}")
+
+
+# --- field types: strict, with messages that say what was expected -------------------------
+def _bounds_text(gt: float | None, ge: float | None, le: float | None) -> str:
+    if ge is not None and le is not None:
+        return f" in {ge:g}..{le:g}"
+    return (f" > {gt:g}" if gt is not None else "") + (f" >= {ge:g}" if ge is not None else "") \
+        + (f" <= {le:g}" if le is not None else "")
+
+
+def _number(gt: float | None = None, ge: float | None = None,
+            le: float | None = None) -> Callable[[Any], float]:
+    expected = "a number" + _bounds_text(gt, ge, le)
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or (gt is not None and value <= gt) \
+                or (ge is not None and value < ge) or (le is not None and value > le):
+            raise _Problem(expected)
+        return float(value)
+    return check
+
+
+def _integer(ge: int | None = None, le: int | None = None) -> Callable[[Any], int]:
+    expected = "a whole number" + _bounds_text(None, ge, le)
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or (ge is not None and value < ge) or (le is not None and value > le):
+            raise _Problem(expected)
+        return value
+    return check
+
+
+def _duration(positive: bool) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise _Problem(str(exc).removeprefix("expected ").split(", got ")[0]) from None
+        if positive and seconds <= 0:
+            raise _Problem("a duration > 0")
+        return seconds
+    return check
+
+
+def _event_time(value: Any) -> float | dt.datetime:
+    """An offset from the start (a duration) or an absolute ISO datetime."""
+    try:
+        return parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        return _parse_datetime(value)
+    except ValueError:
+        raise _Problem("an offset from the start such as '7h30min' "
+                       "or an ISO datetime such as '2026-06-15T07:30'") from None
+
+
+def _start_time(value: Any) -> dt.datetime:
+    try:
+        return _parse_datetime(value)
+    except ValueError:
+        raise _Problem("an ISO datetime such as '2026-06-15T00:00'") from None
+
+
+def _element_id(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)           # EPANET ids are often numbers: `pipe: 10`
+    if not isinstance(value, str) or not value.strip():
+        raise _Problem("an element id (text such as 's12' or a whole number)")
+    return value.strip()
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Problem("text")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Problem("a non-empty name")
+    return value.strip()
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Problem("true or false")
+    return value
+
+
+def _quantity_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise _Problem("a list of quantity names such as [pressure, flow, tank_level]")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", item):
+            raise _Problem("a snake_case quantity name such as 'pressure'", loc=(i,))
+    return tuple(value)
+
+
+def _empty_if_none(empty: Any) -> Callable[[Any], Any]:
+    return lambda value: empty if value is None else value
+
+
+ElementId = Annotated[str, BeforeValidator(_element_id)]
+Duration = Annotated[float, BeforeValidator(_duration(positive=True))]
+EventTime = Annotated[Union[float, dt.datetime], BeforeValidator(_event_time)]
+
+
+class _Spec(BaseModel):
+    """Frozen, strict about unknown fields, and says which fields it knows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    _internal_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def yaml_keys(cls) -> list[str]:
+        """The keys this section accepts in a scenario file, in declaration order."""
+        return [f.alias or name for name, f in cls.model_fields.items()
+                if name not in cls._internal_fields]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_fields(cls, data: Any) -> Any:
+        return cls._check_keys(data)
+
+    @classmethod
+    def _check_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = cls.yaml_keys()
+            allowed = set(known) | {f.alias or n for n, f in cls.model_fields.items()}
+            for key in data:
+                if key not in allowed:
+                    close = difflib.get_close_matches(str(key), known, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise _Problem(f"a known field ({', '.join(known)})", loc=(key,),
+                                   got=f"unknown field {key!r}{hint}", show_input=False)
+        return data
+
+
+# --- events ------------------------------------------------------------------------------
+class EventSpec(_Spec):
+    """One timeline entry: ``at`` (offset or ISO datetime) and a snake_case ``type``."""
+
+    type: str
+    at: EventTime
+
+    def element_refs(self) -> list[tuple[str, str, str]]:
+        """(field, kind, element id) for each network element this event names."""
+        return []
+
+    def to_events(self, time_s: float) -> list[Event]:
+        """The bus events for this entry when it happens at ``time_s``."""
+        raise NotImplementedError
+
+
+class PipeBurstSpec(EventSpec):
+    """A pipe breaks; with a ``duration`` the leak is stopped (repaired) after it."""
+
+    type: Literal["pipe_burst"]
+    pipe: ElementId
+    leak_area_m2: Annotated[float, BeforeValidator(_number(gt=0))] = 0.05
+    position: Annotated[float, BeforeValidator(_number(ge=0, le=1))] = 0.5
+    duration_s: Duration | None = Field(None, alias="duration")
+
+    def element_refs(self) -> list[tuple[str, str, str]]:
+        return [("pipe", "pipe", self.pipe)]
+
+    def to_events(self, time_s: float) -> list[Event]:
+        events: list[Event] = [PipeBurst(time_s=time_s, source=EVENT_SOURCE, pipe_id=self.pipe,
+                                         leak_area_m2=self.leak_area_m2, position=self.position)]
+        if self.duration_s is not None:
+            events.append(LeakStopped(time_s=time_s + self.duration_s, source=EVENT_SOURCE,
+                                      pipe_id=self.pipe))
+        return events
+
+
+class ValveClosureSpec(EventSpec):
+    """A link is closed (setting 0) or throttled; with a ``duration`` it reopens after it."""
+
+    type: Literal["valve_closure"]
+    link: ElementId
+    setting: Annotated[float, BeforeValidator(_number(ge=0, le=1))] = 0.0
+    duration_s: Duration | None = Field(None, alias="duration")
+
+    def element_refs(self) -> list[tuple[str, str, str]]:
+        return [("link", "link", self.link)]
+
+    def to_events(self, time_s: float) -> list[Event]:
+        events: list[Event] = [ValveClosed(time_s=time_s, source=EVENT_SOURCE, link_id=self.link,
+                                           setting=self.setting)]
+        if self.duration_s is not None:
+            events.append(ValveOpened(time_s=time_s + self.duration_s, source=EVENT_SOURCE,
+                                      link_id=self.link))
+        return events
+
+
+class PumpOutageSpec(EventSpec):
+    """A pump stops; without a ``duration`` it stays off to the end of the run."""
+
+    type: Literal["pump_outage"]
+    pump: ElementId
+    duration_s: Duration | None = Field(None, alias="duration")
+
+    def element_refs(self) -> list[tuple[str, str, str]]:
+        return [("pump", "pump", self.pump)]
+
+    def to_events(self, time_s: float) -> list[Event]:
+        return [PumpOutage(time_s=time_s, source=EVENT_SOURCE, pump_id=self.pump,
+                           duration_s=self.duration_s)]
+
+
+class DemandSurgeSpec(EventSpec):
+    """Demands (all nodes, or ``nodes``) times ``factor``; without ``duration``, to the end."""
+
+    type: Literal["demand_surge"]
+    factor: Annotated[float, BeforeValidator(_number(gt=0))]
+    duration_s: Duration | None = Field(None, alias="duration")
+    nodes: tuple[ElementId, ...] = ()
+
+    def element_refs(self) -> list[tuple[str, str, str]]:
+        return [(f"nodes[{i}]", "node", node) for i, node in enumerate(self.nodes)]
+
+    def to_events(self, time_s: float) -> list[Event]:
+        return [DemandSurge(time_s=time_s, source=EVENT_SOURCE, factor=self.factor,
+                            duration_s=self.duration_s, nodes=self.nodes)]
+
+
+class FireFlowSpec(EventSpec):
+    """Fire fighting draws ``flow_lps`` at a node for ``duration`` (default 2 h)."""
+
+    type: Literal["fire_flow"]
+    node: ElementId
+    flow_lps: Annotated[float, BeforeValidator(_number(gt=0))]
+    duration_s: Duration = Field(7200.0, alias="duration")
+
+    def element_refs(self) -> list[tuple[str, str, str]]:
+        return [("node", "node", self.node)]
+
+    def to_events(self, time_s: float) -> list[Event]:
+        return [FireFlow(time_s=time_s, source=EVENT_SOURCE, node_id=self.node,
+                         flow_lps=self.flow_lps, duration_s=self.duration_s)]
+
+
+EVENT_SPECS: dict[str, type[EventSpec]] = {
+    "pipe_burst": PipeBurstSpec, "valve_closure": ValveClosureSpec,
+    "pump_outage": PumpOutageSpec, "demand_surge": DemandSurgeSpec, "fire_flow": FireFlowSpec,
+}
+AnyEventSpec = Annotated[Union[PipeBurstSpec, ValveClosureSpec, PumpOutageSpec, DemandSurgeSpec,
+                               FireFlowSpec], Field(discriminator="type")]
+
+
+# --- the scenario ------------------------------------------------------------------------
+class DemoCitySpec(_Spec):
+    """The generated demo city."""
+
+    population: Annotated[int, BeforeValidator(_integer(ge=1000, le=300_000))] = 50_000
+    seed: Annotated[int, BeforeValidator(_integer())] = 0
+
+
+class CitySpec(_Spec):
+    """Either ``demo`` (generated) or ``inp`` (an EPANET file), plus an optional ``crs``."""
+
+    demo: DemoCitySpec | None = None
+    inp: Path | None = None
+    crs: Annotated[str, BeforeValidator(_text)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            cls._check_keys(data)                             # unknown keys first
+            if "demo" in data and data["demo"] is None:      # `demo:` alone: all defaults
+                data = {**data, "demo": {}}
+            if ("demo" in data) == ("inp" in data):
+                raise _Problem("exactly one of `demo:` (a generated city) or `inp:` "
+                               "(an EPANET file)", got="both" if "demo" in data else "neither",
+                               show_input=False)
+            inp = data.get("inp")
+            if "inp" in data and (not isinstance(inp, (str, os.PathLike))
+                                  or not Path(inp).is_file()):
+                raise _Problem("the path of an existing EPANET .inp file", loc=("inp",),
+                               got=_short_repr(str(inp)))
+        return data
+
+
+class OutputsSpec(_Spec):
+    """What a run should record and produce."""
+
+    quantities: Annotated[tuple[str, ...], BeforeValidator(_quantity_names)] = (
+        "pressure", "flow", "tank_level")
+    report: Annotated[bool, BeforeValidator(_boolean)] = True
+    maps: Annotated[bool, BeforeValidator(_boolean)] = True
+
+
+class ElementRef(NamedTuple):
+    """A network element named by the scenario: where, and which."""
+
+    field: str
+    line: int | None
+    kind: str
+    element_id: str
+
+
+class ScenarioSpec(_Spec):
+    """A validated scenario. Times are seconds from ``start``; events are in file order."""
+
+    _internal_fields: ClassVar[frozenset[str]] = frozenset({"source_path", "based_on"})
+
+    name: Annotated[str, BeforeValidator(_name)]
+    description: Annotated[str, BeforeValidator(_text)] = ""
+    city: CitySpec = CitySpec(demo=DemoCitySpec())
+    start: Annotated[dt.datetime, BeforeValidator(_start_time)] = DEFAULT_START
+    horizon_s: Duration = Field(alias="horizon")
+    step_s: Duration = Field(300.0, alias="step")
+    seed: Annotated[int, BeforeValidator(_integer())] = 0
+    events: Annotated[list[AnyEventSpec], BeforeValidator(_empty_if_none([]))] = Field(
+        default_factory=list)
+    policies: Annotated[dict[str, Any], BeforeValidator(_empty_if_none({}))] = Field(
+        default_factory=dict)
+    outputs: Annotated[OutputsSpec, BeforeValidator(_empty_if_none({}))] = OutputsSpec()
+    source_path: Path | None = None
+    based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
+
+    _lines: dict[str, _Location] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def yaml_keys(cls) -> list[str]:
+        """The top-level keys of a scenario file; ``extends`` is resolved by the loader."""
+        return [*super().yaml_keys(), "extends"]
+
+    @model_validator(mode="after")
+    def _times_fit(self) -> "ScenarioSpec":
+        if self.step_s > self.horizon_s:
+            raise _Problem(f"a step no longer than the horizon ({format_duration(self.horizon_s)})",
+                           loc=("step",), got=format_duration(self.step_s))
+        for i, event in enumerate(self.events):
+            if isinstance(event.at, dt.datetime) and \
+                    (event.at.tzinfo is None) != (self.start.tzinfo is None):
+                raise _Problem("a datetime with a UTC offset, as `start` has one"
+                               if self.start.tzinfo else
+                               "a datetime without a UTC offset, as `start` has none",
+                               loc=("events", i, "at"), got=event.at.isoformat())
+            offset_s = self.event_time_s(event)
+            if not 0 <= offset_s <= self.horizon_s:
+                relation = (f"{format_duration(-offset_s)} before the start" if offset_s < 0
+                            else f"{format_duration(offset_s)} after the start")
+                raise _Problem(f"a time within the scenario: 0 to {format_duration(self.horizon_s)}"
+                               f" after the start {self.start.isoformat(sep=' ')}",
+                               loc=("events", i, "at"), got=relation)
+        return self
+
+    def event_time_s(self, event: EventSpec) -> float:
+        """Seconds from ``start`` at which ``event`` happens."""
+        if isinstance(event.at, dt.datetime):
+            return (event.at - self.start).total_seconds()
+        return float(event.at)
+
+    def to_events(self) -> list[Event]:
+        """The bus events of the timeline (end events included), sorted by time."""
+        events = [ev for spec in self.events for ev in spec.to_events(self.event_time_s(spec))]
+        return sorted(events, key=lambda ev: ev.time_s)
+
+    def locate(self, field: str) -> tuple[Path | None, int | None]:
+        """File and line where ``field`` (or its nearest written parent) is set."""
+        path = field
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = _parent(path)
+        return self.source_path, None
+
+    def element_refs(self) -> list[ElementRef]:
+        """Every network element id the scenario names, to check once the network exists."""
+        refs = []
+        for i, event in enumerate(self.events):
+            for sub, kind, element_id in event.element_refs():
+                field = f"events[{i}].{sub}"
+                refs.append(ElementRef(field, self.locate(field)[1], kind, element_id))
+        return refs
+
+
+def check_elements(spec: ScenarioSpec, known: dict[str, set[str]]) -> None:
+    """Raise :class:`ScenarioError` for the first element id the network does not have.
+
+    ``known`` maps a kind ('pipe', 'link', 'pump', 'node') to the network's ids;
+    kinds missing from it are not checked.
+    """
+    for ref in spec.element_refs():
+        ids = known.get(ref.kind)
+        if ids is None or ref.element_id in ids:
+            continue
+        examples = ", ".join(repr(i) for i in sorted(ids, key=_natural_key)[:3])
+        examples += ", ..." if len(ids) > 3 else ""
+        plural = ref.kind + "s"
+        inventory = (f"the network has {len(ids)} {plural}; e.g. {examples}" if ids
+                     else f"the network has no {plural}")
+        lowered = {i.lower(): i for i in ids}
+        close = ([lowered[ref.element_id.lower()]] if ref.element_id.lower() in lowered
+                 else difflib.get_close_matches(ref.element_id, list(ids), n=1))
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        path, line = spec.locate(ref.field)
+        raise ScenarioError(path, ref.field, line, expected=f"a {ref.kind} id of the network",
+                            got=f"unknown {ref.kind} {ref.element_id!r}",
+                            detail=f"unknown {ref.kind} {ref.element_id!r} ({inventory}){hint}")
+
+
+# --- loading -----------------------------------------------------------------------------
+def load_scenario(path: str | os.PathLike) -> ScenarioSpec:
+    """Read, merge (``extends``) and validate a scenario file; raise :class:`ScenarioError`."""
+    path = Path(path)
+    data, lines, chain = _load_merged(path, ())
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, path, lines) from None
+    spec = spec.model_copy(update={"source_path": path, "based_on": tuple(chain[1:])})
+    spec._lines = lines
+    return spec
+
+
+def main_validate(path: str | os.PathLike) -> int:
+    """CLI helper: 0 and a one-line summary if the scenario is valid, else 2 and the error."""
+    try:
+        spec = load_scenario(path)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{path}: ok: {spec.name!r}, {len(spec.events)} event(s) over "
+          f"{format_duration(spec.horizon_s)} from {spec.start.isoformat(sep=' ')}, "
+          f"step {format_duration(spec.step_s)}")
+    return 0
+
+
+_INT_PATTERN = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                          r"|[-+]?0x[0-9a-fA-F_]+)$")
+_FLOAT_PATTERN = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+                            r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+                            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1 base-60 numbers, so ``7:30`` stays text, not 450."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, _INT_PATTERN if tag.endswith(":int") else
+                 _FLOAT_PATTERN if tag.endswith(":float") else regexp)
+                for tag, regexp in resolvers]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _parse_yaml(path: Path) -> tuple[Any, dict[str, _Location]]:
+    """The file's data and, for each dotted path, the line where it is written."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ScenarioError(path, None, None, "a readable scenario file (UTF-8 YAML)",
+                            got=reason) from None
+    loader = _ScenarioLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[str, _Location] = {}
+        if node is not None:
+            _record_lines(node, "", path, lines)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ScenarioError(path, None, mark.line + 1 if mark else None, "valid YAML",
+                            got=f"a syntax error: {exc.problem or exc.context}") from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ScenarioError(path, None, None, "valid YAML", got=f"an error: {exc}") from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _record_lines(node: yaml.Node, path: str, file: Path, lines: dict[str, _Location]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            child, line = _join(path, key), key_node.start_mark.line + 1
+            if key in seen:
+                raise ScenarioError(file, child, line, "each key once per mapping",
+                                    got=f"{key!r} again (first set on line {seen[key]})")
+            seen[key] = line
+            lines[child] = (file, line)
+            _record_lines(value_node, child, file, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[f"{path}[{i}]"] = (file, item.start_mark.line + 1)
+            _record_lines(item, f"{path}[{i}]", file, lines)
+
+
+def _load_merged(path: Path, stack: tuple[Path, ...],
+                 referenced_at: tuple[Path, int | None] | None = None
+                 ) -> tuple[dict[str, Any], dict[str, _Location], list[Path]]:
+    """Data and line map of ``path`` merged over the files it extends; and that chain."""
+    resolved = path.resolve()
+    if resolved in stack:
+        cycle = " -> ".join(p.name for p in (*stack, resolved))
+        ref_file, ref_line = referenced_at or (path, None)
+        raise ScenarioError(ref_file, "extends", ref_line, "a chain of files without a cycle",
+                            got=cycle)
+    if not path.is_file():
+        if referenced_at is not None:
+            raise ScenarioError(referenced_at[0], "extends", referenced_at[1],
+                                "an existing scenario file (relative to this file's folder)",
+                                got=f"{str(path)!r}, which does not exist")
+        raise ScenarioError(path, None, None, "an existing scenario file", got="no such file")
+    data, lines = _parse_yaml(path)
+    if not isinstance(data, dict):
+        raise ScenarioError(path, None, 1 if data is not None else None,
+                            "a mapping of scenario fields (name:, city:, horizon:, ...)",
+                            got="an empty file" if data is None else type(data).__name__)
+    if internal := sorted(ScenarioSpec._internal_fields & set(data)):
+        raise ScenarioError(path, internal[0], lines[internal[0]][1],
+                            f"a known field ({', '.join(ScenarioSpec.yaml_keys())})",
+                            got=f"{internal[0]!r}, which only the loader sets")
+    data.setdefault("name", path.stem)
+    city = data.get("city")
+    if isinstance(city, dict) and isinstance(city.get("inp"), str):
+        data["city"] = {**city, "inp": os.path.abspath(path.parent / city["inp"])}
+    if "extends" not in data:
+        return data, lines, [path]
+    extends = data.pop("extends")
+    extends_line = lines["extends"][1]
+    if not isinstance(extends, str) or not extends.strip():
+        raise ScenarioError(path, "extends", extends_line, "the file name of a scenario to extend",
+                            got=repr(extends))
+    base_data, base_lines, chain = _load_merged(path.parent / extends.strip(), (*stack, resolved),
+                                                (path, extends_line))
+    merged_lines = dict(base_lines)
+    _merge_into(base_data, data, lines, merged_lines, "")
+    return base_data, merged_lines, [path, *chain]
+
+
+def _merge_into(merged: dict[str, Any], over: dict[str, Any], over_lines: dict[str, _Location],
+                lines: dict[str, _Location], prefix: str) -> None:
+    """Deep-merge ``over`` into ``merged`` (in place), keeping the line map in step."""
+    for key, value in over.items():
+        path = _join(prefix, key)
+        old = merged.get(key)
+        if path in over_lines:
+            lines[path] = over_lines[path]
+        if isinstance(old, dict) and isinstance(value, dict):
+            if path == "city":                  # switching kind drops the other kind
+                for kind, other in (("inp", "demo"), ("demo", "inp")):
+                    if kind in value and other in old:
+                        old = {k: v for k, v in old.items() if k != other}
+                        _drop_subtree(lines, f"city.{other}")
+            merged[key] = dict(old)
+            _merge_into(merged[key], value, over_lines, lines, path)
+        elif path == "events" and isinstance(old, list) and isinstance(value, list):
+            merged[key] = old + value
+            for sub, location in over_lines.items():
+                if (m := re.match(r"events\[(\d+)\](.*)", sub)):
+                    lines[f"events[{int(m[1]) + len(old)}]{m[2]}"] = location
+        else:
+            merged[key] = value
+            _drop_subtree(lines, path)
+            lines.update({sub: loc for sub, loc in over_lines.items() if _within(sub, path)})
+
+
+def _first_error(exc: ValidationError, source: Path,
+                 lines: dict[str, _Location]) -> ScenarioError:
+    """The earliest (by line) of pydantic's errors, as a located :class:`ScenarioError`."""
+    found = []
+    for error in exc.errors():
+        field, expected, got = _describe(error)
+        path, line = source, None
+        probe = field
+        while probe:
+            if probe in lines:
+                path, line = lines[probe]
+                break
+            probe = _parent(probe)
+        found.append(ScenarioError(path, field, line, expected, got))
+    return min(found, key=lambda e: (e.line is None, e.line or 0))
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(dotted field, expected, got) for one pydantic error."""
+    kind, loc, ctx = error["type"], list(error["loc"]), error.get("ctx") or {}
+    got: str | None = _short_repr(error.get("input"))
+    problem = ctx.get("error")
+    if isinstance(problem, _Problem):
+        loc += problem.loc
+        expected = problem.expected
+        got = problem.got if problem.got is not None else (got if problem.show_input else None)
+    elif kind == "union_tag_invalid":
+        loc.append("type")
+        expected = f"an event type: one of {', '.join(EVENT_SPECS)}"
+        close = difflib.get_close_matches(str(ctx.get("tag")), list(EVENT_SPECS), n=1)
+        got = repr(ctx.get("tag")) + (f" (did you mean {close[0]!r}?)" if close else "")
+    elif kind == "union_tag_not_found":
+        loc.append("type")
+        expected, got = f"a `type:` key, one of {', '.join(EVENT_SPECS)}", None
+    elif kind == "missing":
+        expected, got = "a value (this field is required)", None
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        expected = "a mapping of `key: value` lines"
+    elif kind in ("list_type", "tuple_type"):
+        expected = "a list"
+    elif kind == "string_type" and "[key]" in loc:
+        at = loc.index("[key]")
+        loc = [*loc[:at - 1], str(loc[at - 1])] if at else []
+        expected = "text keys"
+    elif kind == "string_type":
+        expected = "text"
+    elif kind == "extra_forbidden":
+        expected, got = "no such field", None
+    else:
+        expected = error["msg"][:1].lower() + error["msg"][1:]
+    return _dotted(_drop_event_tags(loc)), expected, got
+
+
+def _drop_event_tags(loc: list[Any]) -> list[Any]:
+    """Remove the union tag pydantic inserts: ('events', 1, 'pipe_burst', 'pipe') -> ..."""
+    return [part for i, part in enumerate(loc)
+            if not (i >= 2 and loc[i - 2] == "events" and isinstance(loc[i - 1], int)
+                    and part in EVENT_SPECS)]
+
+
+def _dotted(loc: list[Any]) -> str:
+    path = ""
+    for part in loc:
+        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
+    return path
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _parent(path: str) -> str:
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
+def _within(sub: str, path: str) -> bool:
+    return sub == path or sub.startswith(path + ".") or sub.startswith(path + "[")
+
+
+def _drop_subtree(lines: dict[str, _Location], path: str) -> None:
+    for sub in [s for s in lines if _within(s, path)]:
+        del lines[sub]
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _natural_key(element_id: str) -> list[Any]:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", element_id)]
