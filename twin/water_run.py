@@ -38,9 +38,9 @@ def simulate_inp(path: str | Path, hours: float | None = None, engine: str = "ow
         "hydraulic_solves": int(layer.stats.solves),
         "seconds": round(seconds, 4),
         "engine": engine,
-        "min_pressure_m": float(np.nanmin(pressures.values)) if pressures.size else None,
         "kpis": layer.kpis(),
     }
+    out["min_junction_pressure_m"] = out["kpis"]["min_pressure_m"]
     layer.close()
     if check:
         ref_wn = load_inp(path)

@@ -1,0 +1,157 @@
+"""The ``twin`` command. Thin: every command calls a library function.
+
+Exit status: 0 on success, 2 on bad input (a scenario or network file at fault,
+with the file, field and line in the message), 1 on any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO_SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+DEMO_SCENARIOS = ("baseline_day.yaml", "main_break_peak.yaml")
+
+
+def _bad_input(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _run_and_report(paths: list[Path], out: Path, progress: bool, title: str) -> int:
+    from twin.report import write_report
+    from twin.run import run
+    from twin.scenario import load_scenario
+
+    specs = [load_scenario(p) for p in paths]          # validate all before running any
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        print(f"error: two scenarios share the name {names[0]!r}; give each a distinct `name:`",
+              file=sys.stderr)
+        return 2
+    results = []
+    for spec in specs:
+        t0 = time.perf_counter()
+        res = run(spec, progress=progress)
+        res.save(out / "results")
+        results.append(res)
+        k = res.kpis.get("water", {})
+        print(f"{spec.name}: {spec.horizon_s / 3600:g} h simulated in {time.perf_counter() - t0:.1f} s; "
+              f"min pressure {k.get('min_pressure_m', float('nan')):.1f} m, "
+              f"service availability {k.get('water_service_availability', float('nan')):.3f}, "
+              f"leak volume {k.get('leak_volume_m3', 0):.0f} m3")
+    service = float(results[0].meta.get("service_pressure_m", 20.0))
+    report = write_report(results, out, title=title, service_pressure_m=service)
+    print(f"report: {report}")
+    print(f"results: {out / 'results'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    paths = [REPO_SCENARIOS / name for name in DEMO_SCENARIOS]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: demo scenario not found: {missing[0]} (run from a clone of urban-twin)",
+              file=sys.stderr)
+        return 1
+    return _run_and_report(paths, Path(args.out), not args.no_progress,
+                           "urban-twin demo: a water main break at the morning peak")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = [Path(args.scenario)] + ([Path(args.compare)] if args.compare else [])
+    if args.compare:   # the file compared against is the baseline: it comes first
+        paths = paths[::-1]
+    title = f"urban-twin: {Path(args.scenario).stem}"
+    return _run_and_report(paths, Path(args.out), not args.no_progress, title)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from twin.scenario import main_validate
+
+    return main_validate(args.scenario)
+
+
+def cmd_water_simulate(args: argparse.Namespace) -> int:
+    from twin.water_run import simulate_inp
+
+    result = simulate_inp(args.network, hours=args.hours, engine=args.engine, check=args.check,
+                          progress=not args.json and not args.no_progress)
+    if args.json:
+        print(json.dumps(result, default=float))
+    else:
+        print(f"{result['network']}: {result['nodes']} nodes, {result['links']} links, "
+              f"{result['steps']} report steps ({result['hydraulic_solves']} solves) "
+              f"in {result['seconds']:.3f} s with EPANET ({args.engine})")
+        for k, v in result["kpis"].items():
+            print(f"  {k:40s} {v:.4g}")
+        if args.check:
+            print(f"  max |pressure - EpanetSimulator| = "
+                  f"{result['max_abs_pressure_diff_vs_epanet_m']:.2e} m "
+                  f"over {result['compared_steps']} report steps")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twin", description="urban-twin: simulate a city's networks on one clock.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the baseline and a main break on the demo city, "
+                                    "write an HTML report")
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run a scenario file and write its report")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--compare", help="baseline scenario to compare against")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a scenario file without running it")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("water", help="water network commands")
+    wsub = p.add_subparsers(dest="water_command", metavar="WATER_COMMAND")
+    w = wsub.add_parser("simulate", help="step any EPANET .inp file through the water layer")
+    w.add_argument("network", help="EPANET .inp file")
+    w.add_argument("--hours", type=float, help="simulated hours (default: the file's duration)")
+    w.add_argument("--engine", choices=("owa", "wntr"), default="owa",
+                   help="EPANET library: owa (2.3, default) or wntr (WNTR's 2.2)")
+    w.add_argument("--check", action="store_true",
+                   help="compare every report step with WNTR's EpanetSimulator")
+    w.add_argument("--json", action="store_true", help="print one JSON object")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.set_defaults(func=cmd_water_simulate)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from twin.networks.water import InpError
+    from twin.scenario import ScenarioError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ScenarioError, InpError) as exc:
+        return _bad_input(exc)
+    except FileNotFoundError as exc:
+        return _bad_input(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
