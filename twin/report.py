@@ -123,8 +123,8 @@ def plot_water_balance(results: Sequence[Results], path: Path) -> Path | None:
 
 def plot_map(result: Results, path: Path, baseline: Results | None = None,
              service_pressure_m: float = 20.0) -> Path | None:
-    """Map of the water network: pipes by diameter, junctions by minimum pressure
-    (or by the largest pressure drop against the baseline), incidents marked."""
+    """Map of the water network: pipes by diameter, junctions by their lowest pressure
+    (on the baseline's colour scale, so maps compare side by side), incidents marked."""
     water = result.elements.get("water", {})
     nodes, links = water.get("nodes"), water.get("links")
     if nodes is None or links is None or nodes.empty:
@@ -141,21 +141,21 @@ def plot_map(result: Results, path: Path, baseline: Results | None = None,
     junctions = nodes[nodes["node_type"] == "Junction"]
     cols = [n for n in junctions.index if n in p.columns]
     if cols:
+        values = p[cols].min(axis=0)
+        scale_from = values
         if baseline is not None and not baseline.wide("water", "pressure").empty:
             pb = baseline.wide("water", "pressure")
-            shared = [c for c in cols if c in pb.columns]
-            common_t = p.index.intersection(pb.index)
-            drop = (pb.loc[common_t, shared] - p.loc[common_t, shared]).max(axis=0)
-            values, label, cmap = drop, "largest pressure drop vs baseline [m]", "magma_r"
-            vmin, vmax = 0.0, max(float(values.max()), 1.0)
-        else:
-            values = p[cols].min(axis=0)
-            label, cmap = "minimum pressure over the run [m]", "RdYlBu"
-            vmin, vmax = 0.0, max(2 * service_pressure_m, float(values.quantile(0.95)))
+            scale_from = pb[[c for c in cols if c in pb.columns]].min(axis=0)
+        vmax = max(2 * service_pressure_m, float(scale_from.quantile(0.95)))
         geo = junctions.loc[values.index]
-        sc = ax.scatter(geo.geometry.x, geo.geometry.y, c=values.to_numpy(), cmap=cmap, s=9,
-                        vmin=vmin, vmax=vmax, zorder=3, linewidths=0)
-        fig.colorbar(sc, ax=ax, shrink=0.7, label=label)
+        sc = ax.scatter(geo.geometry.x, geo.geometry.y, c=values.to_numpy(), cmap="RdYlBu", s=11,
+                        vmin=0.0, vmax=vmax, zorder=3, linewidths=0)
+        fig.colorbar(sc, ax=ax, shrink=0.7, label="lowest pressure during the run [m]")
+        low = geo[values.to_numpy() < service_pressure_m]
+        if len(low):
+            ax.scatter(low.geometry.x, low.geometry.y, s=30, facecolors="none", edgecolors="k",
+                       linewidths=0.6, zorder=3,
+                       label=f"{len(low)} junctions below {service_pressure_m:g} m")
     for kind, marker, color, size in (("Tank", "s", "#1f77b4", 70), ("Reservoir", "^", "#08306b", 90)):
         sel = nodes[nodes["node_type"] == kind]
         if len(sel):
