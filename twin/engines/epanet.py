@@ -30,6 +30,7 @@ NODECOUNT, TANKCOUNT, LINKCOUNT, PATCOUNT = 0, 1, 2, 3
 ELEVATION, BASEDEMAND, PATTERN, EMITTER = 0, 1, 2, 3
 TANKLEVEL, DEMAND, HEAD, PRESSURE = 8, 9, 10, 11
 INITVOLUME, MINLEVEL, MAXLEVEL, DEMANDDEFICIT, EMITTERFLOW = 14, 20, 21, 27, 29
+DEMANDFLOW = 31   # EPANET 2.3: consumer demand delivered (no emitter or leakage flow)
 DIAMETER, LENGTH, ROUGHNESS, MINORLOSS, INITSTATUS, INITSETTING = 0, 1, 2, 3, 4, 5
 FLOW, VELOCITY, HEADLOSS, STATUS, SETTING, ENERGY = 8, 9, 10, 11, 12, 13
 DURATION, HYDSTEP, PATTERNSTEP, REPORTSTEP, REPORTSTART = 0, 1, 3, 5, 6
@@ -143,7 +144,7 @@ class EpanetProject:
         self._q = _FLOW_TO_M3S[self.flow_units] * 1000.0          # model flow -> L/s
         self._h = _FT if self.flow_units <= 4 else 1.0            # model length -> m
         self._p = _PSI_TO_M if self.flow_units <= 4 else 1.0      # model pressure -> m
-        self._has_arrays = hasattr(self._lib, "EN_getnodevalues")
+        self.has_arrays = hasattr(self._lib, "EN_getnodevalues")
         self._nbuf = np.zeros(self.n_nodes, dtype=np.float64)
         self._lbuf = np.zeros(self.n_links, dtype=np.float64)
         self.time_s = 0
@@ -286,7 +287,7 @@ class EpanetProject:
     # -- values (SI) ----------------------------------------------------------
     def _node_raw(self, prop: int) -> np.ndarray:
         out = self._nbuf
-        if self._has_arrays:
+        if self.has_arrays:
             self._check(self._lib.EN_getnodevalues(
                 self._ph, prop, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
         else:
@@ -299,7 +300,7 @@ class EpanetProject:
 
     def _link_raw(self, prop: int) -> np.ndarray:
         out = self._lbuf
-        if self._has_arrays:
+        if self.has_arrays:
             self._check(self._lib.EN_getlinkvalues(
                 self._ph, prop, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
         else:
@@ -322,6 +323,12 @@ class EpanetProject:
     def demands_lps(self) -> np.ndarray:
         """Outflow at each node (consumer demand plus emitter flow), L/s."""
         return self._node_raw(DEMAND) * self._q
+
+    def consumer_demands_lps(self) -> np.ndarray:
+        """Consumer demand delivered, without emitter flow (EPANET 2.3 only), L/s."""
+        if not self.has_arrays:
+            raise NotImplementedError("consumer demand needs EPANET 2.3 (library 'owa')")
+        return self._node_raw(DEMANDFLOW) * self._q
 
     def demand_deficits_lps(self) -> np.ndarray:
         return self._node_raw(DEMANDDEFICIT) * self._q

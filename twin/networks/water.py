@@ -117,6 +117,7 @@ class WaterLayer(Layer):
         self._saved_links: dict[int, tuple[float, float]] = {}
         self._fire: dict[int, int] = {}
         self._disabled_controls: dict[int, list[tuple[str, int]]] = {}
+        self._stale_emitters: set[int] = set()
 
     # ------------------------------------------------------------------ build
     def build(self, twin: "Twin") -> None:
@@ -212,6 +213,9 @@ class WaterLayer(Layer):
         st.solves += 1
         self._p = eng.pressures_m()
         self._d = eng.demands_lps()
+        if self._stale_emitters:
+            stale = np.fromiter(self._stale_emitters, dtype=int)
+            self._d[stale] = eng.consumer_demands_lps()[stale]
         self._e = eng.pump_energy_kw() if len(self.pumps) else None
         self._deficit = eng.demand_deficits_lps() if self.pda else None
         j = self.junctions
@@ -308,6 +312,7 @@ class WaterLayer(Layer):
             leak.base_emitter = old.base_emitter
             leak.volume_m3, leak.peak_lps = old.volume_m3, old.peak_lps
         self.leaks[ev.pipe_id] = leak
+        self._stale_emitters.discard(node)
         self._set_emitter(leak)
 
     def _set_emitter(self, leak: _Leak) -> None:
@@ -322,7 +327,15 @@ class WaterLayer(Layer):
         leak = self.leaks.get(ev.pipe_id)
         if leak is None:
             return
-        self.engine.set_node_value(leak.node, en.EMITTER, leak.base_emitter)
+        # EPANET stops updating the emitter flow of a node whose coefficient becomes 0 and
+        # keeps reporting the last value in its demand (not in its hydraulics). With 2.3 we
+        # read such nodes' consumer demand instead; with 2.2 a negligible coefficient keeps
+        # the emitter live (a residual of a few hundredths of a litre per second).
+        if leak.base_emitter == 0 and self.engine.has_arrays:
+            self.engine.set_node_value(leak.node, en.EMITTER, 0.0)
+            self._stale_emitters.add(leak.node)
+        else:
+            self.engine.set_node_value(leak.node, en.EMITTER, max(leak.base_emitter, 1e-12))
         self.closed_leaks = getattr(self, "closed_leaks", [])
         self.closed_leaks.append(leak)
         del self.leaks[ev.pipe_id]
