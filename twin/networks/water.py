@@ -131,6 +131,13 @@ class WaterLayer(Layer):
 
             self.wn = build_water_network(twin.city, rng=twin.rng.stream("water.build"))
             self.crs = self.crs or twin.city.crs
+            # the demo city delivers what pressure allows (pressure-driven demand), so a
+            # main break shows as water not delivered, not as negative pressures
+            hyd = self.wn.options.hydraulic
+            hyd.demand_model = "PDA"
+            hyd.minimum_pressure = 0.0
+            hyd.required_pressure = self.service_pressure_m
+            hyd.pressure_exponent = 0.5
         elif isinstance(model, wntr.network.WaterNetworkModel):
             self.wn = model
         else:
