@@ -104,7 +104,7 @@ def plot_water_balance(results: Sequence[Results], path: Path) -> Path | None:
         t = r.wide("water", "tank_level")
         for j, tank in enumerate(t.columns):
             ax2.plot(_hours(t.index), t[tank], color=c, lw=1.2, ls=["-", "--", ":", "-."][j % 4],
-                     label=f"{r.name}: tank {tank}")
+                     label=f"{r.name}: {tank}")
     if not drawn:
         return None
     ax1.set_ylabel("outflow [m³/h]")

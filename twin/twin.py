@@ -73,15 +73,17 @@ class Twin:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=round(until_s / 3600, 2), unit="h", desc=label, leave=False)
+            # disable=None: drawn on a terminal only, so logs and CI output stay clean
+            bar = tqdm(total=round(until_s / 3600, 2), unit="h", desc=label, leave=False,
+                       disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                                "{n:.1f}/{total:.1f} simulated h [{elapsed}<{remaining}]")
             step = max(until_s / 200, 60.0)
             target = self.clock.now_s
             try:
                 while target < until_s:
                     target = min(target + step, until_s)
                     self.clock.run(until=target)
-                    bar.n = round(target / 3600, 2)
-                    bar.refresh()
+                    bar.update(round(target / 3600, 2) - bar.n)
             finally:
                 bar.close()
         else:

@@ -129,7 +129,9 @@ class WaterLayer(Layer):
                                  "a network along")
             from twin.city.water_network import build_water_network
 
-            self.wn = build_water_network(twin.city, rng=twin.rng.stream("water.build"))
+            # the network belongs to the city (its seed), not to the run: a run's seed
+            # changes what is random in a run, never the pipes
+            self.wn = build_water_network(twin.city)
             self.crs = self.crs or twin.city.crs
             # the demo city delivers what pressure allows (pressure-driven demand), so a
             # main break shows as water not delivered, not as negative pressures
