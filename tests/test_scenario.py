@@ -74,7 +74,7 @@ def test_main_break_peak_extends_baseline():
     burst, stopped = events
     assert burst.time_s == 7.5 * 3600 and stopped.time_s == 11.5 * 3600
     assert burst.pipe_id == stopped.pipe_id == "s324"
-    assert burst.leak_area_m2 == 0.05 and burst.position == 0.5
+    assert burst.leak_area_m2 == 0.015 and burst.position == 0.5
     assert {e.source for e in events} == {"scenario"}
     assert spec.element_refs() == [("events[0].pipe", 11, "pipe", "s324")]
 
