@@ -23,8 +23,9 @@ def _twin(net3_inp, horizon=24 * H, **kw):
     return twin, layer
 
 
-def test_burst_leak_flow_volume_and_flood_event(net3_inp):
-    twin, layer = _twin(net3_inp, planned_bursts=[("123", 0.4)])
+@pytest.mark.parametrize("engine", ["owa", "wntr"])
+def test_burst_leak_flow_volume_and_flood_event(net3_inp, engine):
+    twin, layer = _twin(net3_inp, planned_bursts=[("123", 0.4)], engine=engine)
     floods = []
     twin.bus.subscribe(StreetFlooded, floods.append)
     twin.schedule([PipeBurst(time_s=6 * H, pipe_id="123", leak_area_m2=0.004, position=0.4),
@@ -57,9 +58,10 @@ def test_unplanned_burst_goes_to_nearer_end_node(net3_inp):
     assert layer.kpis()["leak_volume_m3"] > 0
 
 
-def test_valve_closure_throttle_and_reopening(net3_inp):
+@pytest.mark.parametrize("engine", ["owa", "wntr"])
+def test_valve_closure_throttle_and_reopening(net3_inp, engine):
     def flows(events):
-        twin, _ = _twin(net3_inp)
+        twin, _ = _twin(net3_inp, engine=engine)
         twin.schedule(events)
         twin.run(6 * H)
         return twin.recorder.wide("water", "flow")["101"].abs()
@@ -67,20 +69,23 @@ def test_valve_closure_throttle_and_reopening(net3_inp):
     q0 = flows([])
     closed = flows([ValveClosed(time_s=2 * H, link_id="101", setting=0.0),
                     ValveOpened(time_s=4 * H, link_id="101")])
-    throttled = flows([ValveClosed(time_s=2 * H, link_id="101", setting=0.05)])
+    throttled = flows([ValveClosed(time_s=2 * H, link_id="101", setting=0.05),
+                       ValveOpened(time_s=4 * H, link_id="101")])
     assert q0.loc[3 * H] > 10
     assert closed.loc[3 * H] == pytest.approx(0.0, abs=1e-6)
     assert closed.loc[5 * H] > 10                              # open again
     assert 0 < throttled.loc[3 * H] < 0.9 * q0.loc[3 * H]      # throttled: less flow, not none
+    assert throttled.loc[5 * H] == pytest.approx(q0.loc[5 * H], rel=0.05)   # fully open again
 
 
-def test_pump_outage_overrides_controls_then_recovers(net3_inp):
-    twin, layer = _twin(net3_inp)
+@pytest.mark.parametrize("engine", ["owa", "wntr"])
+def test_pump_outage_overrides_controls_then_recovers(net3_inp, engine):
+    twin, layer = _twin(net3_inp, engine=engine)
     twin.schedule([PumpOutage(time_s=1 * H, pump_id="10", duration_s=5 * H)])
     twin.run(12 * H)
     q = twin.recorder.wide("water", "flow")["10"]
     assert (q.loc[1 * H:5 * H].abs() < 1e-6).all()
-    ref_twin, _ = _twin(net3_inp)
+    ref_twin, _ = _twin(net3_inp, engine=engine)
     ref_twin.run(12 * H)
     q_ref = ref_twin.recorder.wide("water", "flow")["10"]
     assert q_ref.loc[1 * H:5 * H].abs().min() > 1       # the pump runs in the baseline
@@ -141,3 +146,25 @@ def test_malformed_inp_names_file_and_line(tmp_path):
         load_inp(bad)
     with pytest.raises(InpError, match="not found"):
         load_inp(tmp_path / "missing.inp")
+
+
+@pytest.mark.parametrize("engine", ["owa", "wntr"])
+def test_pump_outage_overrides_rules_on_the_demo_network(engine):
+    """The demo network switches its pumps by rules on tank levels: an outage beats them."""
+    from twin.city.generator import generate_city
+
+    def flows(events):
+        twin = Twin(city=generate_city(population=20_000, seed=1), seed=0)
+        twin.add_layer(WaterLayer(None, horizon_s=24 * H, hydraulic_step_s=900, engine=engine,
+                                  record=("flow", "tank_level")))
+        twin.schedule(events)
+        twin.run(24 * H)
+        return twin.recorder.wide("water", "flow"), twin.recorder.wide("water", "tank_level")
+
+    q0, lvl0 = flows([])
+    q, lvl = flows([PumpOutage(time_s=0, pump_id="pump1", duration_s=12 * H),
+                    PumpOutage(time_s=0, pump_id="pump2", duration_s=12 * H)])
+    assert q0[["pump1", "pump2"]].loc[:12 * H].abs().max().max() > 1    # pumps run normally
+    assert q[["pump1", "pump2"]].loc[:12 * H - 900].abs().max().max() < 1e-6
+    assert lvl.iloc[:, 0].loc[12 * H] < lvl0.iloc[:, 0].loc[12 * H]     # the tower drains
+    assert q[["pump1", "pump2"]].loc[12 * H:].abs().max().max() > 1     # and they run again

@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = wsub.add_parser("simulate", help="step any EPANET .inp file through the water layer")
     w.add_argument("network", help="EPANET .inp file")
     w.add_argument("--hours", type=float, help="simulated hours (default: the file's duration)")
-    w.add_argument("--engine", choices=("owa", "wntr"), default="owa",
-                   help="EPANET library: owa (2.3, default) or wntr (WNTR's 2.2)")
+    w.add_argument("--engine", choices=("wntr", "owa"), default="wntr",
+                   help="EPANET library: wntr (2.2 as in WNTR, default) or owa (2.3, faster)")
     w.add_argument("--check", action="store_true",
                    help="compare every report step with WNTR's EpanetSimulator")
     w.add_argument("--json", action="store_true", help="print one JSON object")

@@ -36,7 +36,7 @@ def build_twin(spec: ScenarioSpec) -> Twin:
     step = spec.step_s if (city is not None or "step_s" in spec.model_fields_set) else None
     layer = WaterLayer(spec.city.inp if city is None else None,
                        horizon_s=spec.horizon_s, hydraulic_step_s=step,
-                       engine=str(water_policy.get("engine", "owa")),
+                       engine=str(water_policy.get("engine", "wntr")),
                        service_pressure_m=float(water_policy.get("service_pressure_m", 20.0)),
                        planned_bursts=planned, record=quantities, crs=spec.city.crs)
     twin.add_layer(layer)

@@ -10,7 +10,6 @@ publishes a :class:`~twin.events.StreetFlooded` event once its outflow is known.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import shutil
 import tempfile
@@ -81,7 +80,9 @@ class WaterLayer(Layer):
         demo network along the twin's city streets.
     horizon_s : simulated duration (EPANET's duration is set to it).
     hydraulic_step_s : hydraulic time step; ``None`` keeps the model's.
-    engine : 'owa' (EPANET 2.3, default) or 'wntr' (EPANET 2.2 shipped with WNTR).
+    engine : 'wntr' (default: EPANET 2.2 as shipped with WNTR, the engine behind its
+        EpanetSimulator, so results agree on any network) or 'owa' (EPANET 2.3 from
+        owa-epanet: about twice as fast, a newer solver whose results can differ).
     service_pressure_m : pressure below which a junction with demand counts as in deficit.
     planned_bursts : (pipe id, position) pairs known before the run; those pipes are
         split at build so the leak sits exactly there. Unplanned bursts go to the
@@ -93,7 +94,7 @@ class WaterLayer(Layer):
 
     def __init__(self, model: wntr.network.WaterNetworkModel | str | Path | None = None, *,
                  horizon_s: float | None = None, hydraulic_step_s: float | None = None,
-                 report_step_s: float | None = None, engine: str = "owa",
+                 report_step_s: float | None = None, engine: str = "wntr",
                  service_pressure_m: float = 20.0,
                  planned_bursts: Iterable[tuple[str, float]] = (),
                  record: Iterable[str] = ("pressure", "demand", "flow", "tank_level"),
@@ -165,7 +166,12 @@ class WaterLayer(Layer):
             inp = tmp / "model.inp"
             wntr.network.write_inpfile(self.wn, str(inp),
                                        units=self.wn.options.hydraulic.inpfile_units, version=2.2)
-            self.engine = en.EpanetProject(inp, library=self.engine_name)
+            try:
+                self.engine = en.EpanetProject(inp, library=self.engine_name)
+            except en.EpanetError as exc:
+                where = self.source_path or "the water network"
+                raise InpError(f"{where}: EPANET cannot load this network: "
+                               f"error {exc.code}: {exc.message}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         eng = self.engine
@@ -224,7 +230,7 @@ class WaterLayer(Layer):
         self._d = eng.demands_lps()
         if self._stale_emitters:
             stale = np.fromiter(self._stale_emitters, dtype=int)
-            self._d[stale] = eng.consumer_demands_lps()[stale]
+            self._d[stale] = eng.consumer_demands_lps()[stale] if eng.has_arrays else 0.0
         self._e = eng.pump_energy_kw() if len(self.pumps) else None
         self._deficit = eng.demand_deficits_lps() if self.pda else None
         j = self.junctions
@@ -337,10 +343,11 @@ class WaterLayer(Layer):
         if leak is None:
             return
         # EPANET stops updating the emitter flow of a node whose coefficient becomes 0 and
-        # keeps reporting the last value in its demand (not in its hydraulics). With 2.3 we
-        # read such nodes' consumer demand instead; with 2.2 a negligible coefficient keeps
-        # the emitter live (a residual of a few hundredths of a litre per second).
-        if leak.base_emitter == 0 and self.engine.has_arrays:
+        # keeps reporting the last value in its demand (not in its hydraulics). Such nodes'
+        # demand is read as consumer demand (EPANET 2.3) or as zero for a leak node of our
+        # own, which has no consumers (2.2). On 2.2 an end node that has consumers keeps a
+        # negligible coefficient instead (a residual of hundredths of a litre per second).
+        if leak.base_emitter == 0 and (self.engine.has_arrays or leak.split):
             self.engine.set_node_value(leak.node, en.EMITTER, 0.0)
             self._stale_emitters.add(leak.node)
         else:
@@ -381,20 +388,24 @@ class WaterLayer(Layer):
         k = eng.link_index[ev.link_id]
         saved = self._saved_links.pop(k, None)
         if saved is not None:
-            eng.set_link_value(k, en.MINORLOSS, saved[1])
-            eng.set_link_value(k, en.STATUS, 1 if saved[0] else 0)
+            status, minor = saved
+            if eng.link_value(k, en.MINORLOSS) != minor:
+                # EPANET 2.2 refuses a minor loss of exactly 0 (error 211): 1e-12 is none
+                eng.set_link_value(k, en.MINORLOSS, minor if minor > 0 or eng.has_arrays else 1e-12)
+            eng.set_link_value(k, en.STATUS, 1 if status else 0)
 
     def _pump_outage(self, ev: PumpOutage) -> None:
         eng = self.engine
         k = eng.link_index[ev.pump_id]
-        self._disabled_controls[k] = _disable_controls_on(eng, k)
+        if k not in self._disabled_controls:
+            self._disabled_controls[k] = eng.force_link_closed(k)
         eng.set_link_value(k, en.STATUS, 0)
         if ev.duration_s:
             self.twin.clock.process(self._later(ev.duration_s, self._pump_back, k))
 
     def _pump_back(self, k: int) -> None:
         eng = self.engine
-        _enable_controls(eng, self._disabled_controls.pop(k, []))
+        eng.restore_link_controls(self._disabled_controls.pop(k, []))
         eng.set_link_value(k, en.STATUS, 1)
 
     def _demand_surge(self, ev: DemandSurge) -> None:
@@ -460,43 +471,6 @@ class WaterLayer(Layer):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
-
-
-def _disable_controls_on(eng: en.EpanetProject, link: int) -> list[tuple[str, int]]:
-    """Disable simple controls and rules acting on ``link`` (EPANET 2.3 only)."""
-    lib, ph = eng._lib, eng._ph
-    if not hasattr(lib, "EN_setcontrolenabled"):
-        return []
-    disabled: list[tuple[str, int]] = []
-    ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-    setting, level = ctypes.c_double(), ctypes.c_double()
-    for i in range(1, eng._count(5) + 1):
-        lib.EN_getcontrol(ph, i, ctypes.byref(ctype), ctypes.byref(lidx), ctypes.byref(setting),
-                          ctypes.byref(nidx), ctypes.byref(level))
-        if lidx.value == link + 1:
-            lib.EN_setcontrolenabled(ph, i, 0)
-            disabled.append(("control", i))
-    n_rules = eng._count(6)
-    npre, nthen, nelse, prio = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_double()
-    status = ctypes.c_int()
-    for r in range(1, n_rules + 1):
-        lib.EN_getrule(ph, r, ctypes.byref(npre), ctypes.byref(nthen), ctypes.byref(nelse),
-                       ctypes.byref(prio))
-        acts = [(lib.EN_getthenaction, a) for a in range(1, nthen.value + 1)]
-        acts += [(lib.EN_getelseaction, a) for a in range(1, nelse.value + 1)]
-        for getter, a in acts:
-            getter(ph, r, a, ctypes.byref(lidx), ctypes.byref(status), ctypes.byref(setting))
-            if lidx.value == link + 1:
-                lib.EN_setruleenabled(ph, r, 0)
-                disabled.append(("rule", r))
-                break
-    return disabled
-
-
-def _enable_controls(eng: en.EpanetProject, disabled: list[tuple[str, int]]) -> None:
-    for kind, i in disabled:
-        fn = eng._lib.EN_setcontrolenabled if kind == "control" else eng._lib.EN_setruleenabled
-        fn(eng._ph, i, 1)
 
 
 def load_inp(path: str | Path) -> wntr.network.WaterNetworkModel:
