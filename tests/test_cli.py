@@ -111,3 +111,16 @@ def test_run_scenario_on_an_inp_file_with_compare(tmp_path, net3_inp):
     kpis = json.loads((out_dir / "results" / "net3_burst_kpis.json").read_text())["kpis"]["water"]
     base_kpis = json.loads((out_dir / "results" / "net3_base_kpis.json").read_text())["kpis"]["water"]
     assert kpis["leak_volume_m3"] > 100 and base_kpis["leak_volume_m3"] == 0
+
+
+def test_outputs_report_and_maps_flags_are_honoured(tmp_path, net3_inp):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: s\ncity:\n  inp: {net3_inp}\nhorizon: 2h\n"
+                        "outputs: {quantities: [pressure], maps: false}\n")
+    assert twin("run", str(scenario), "--out", str(tmp_path / "a")).returncode == 0
+    assert (tmp_path / "a" / "report.html").exists()
+    assert not list((tmp_path / "a").glob("map_*.png"))
+    scenario.write_text(f"name: s\ncity:\n  inp: {net3_inp}\nhorizon: 2h\noutputs: {{report: false}}\n")
+    assert twin("run", str(scenario), "--out", str(tmp_path / "b")).returncode == 0
+    assert not (tmp_path / "b" / "report.html").exists()
+    assert (tmp_path / "b" / "results" / "s_water.parquet").exists()

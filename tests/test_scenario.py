@@ -108,7 +108,7 @@ name: base
 city: {demo: {population: 20000, seed: 3}}
 horizon: 2d
 outputs: {quantities: [pressure], report: false}
-policies: {repair: {crews: 2, speed: normal}}
+policies: {water: {service_pressure_m: 25, engine: owa}}
 events:
   - {at: 1h, type: fire_flow, node: n1, flow_lps: 30}
 """)
@@ -117,7 +117,7 @@ extends: base.yaml
 city:
   demo: {seed: 4}
 outputs: {maps: false}
-policies: {repair: {crews: 5}}
+policies: {water: {service_pressure_m: 30}}
 events:
   - at: 3h
     type: valve_closure
@@ -131,7 +131,8 @@ events:
     assert spec.horizon_s == 2 * 86400
     assert spec.outputs.quantities == ("pressure",)
     assert spec.outputs.report is False and spec.outputs.maps is False
-    assert spec.policies == {"repair": {"crews": 5, "speed": "normal"}}
+    assert spec.policies.water.service_pressure_m == 30          # merged key by key
+    assert spec.policies.water.engine == "owa"
     events = spec.to_events()
     assert [type(e) for e in events] == [FireFlow, ValveClosed, ValveOpened]
     assert [e.time_s for e in events] == [3600.0, 3 * 3600.0, 5 * 3600.0]
@@ -263,7 +264,13 @@ def test_main_validate_reports_errors(name, line, capsys):
     ("horizon: 1d\ncity: {inp: missing.inp}\n", "city.inp", 2,
      "the path of an existing EPANET .inp file"),
     ("horizon: 1d\npolicies: [a]\n", "policies", 2, "a mapping"),
-    ("horizon: 1d\npolicies: {1: a}\n", "policies.1", 2, "text keys"),
+    ("horizon: 1d\npolicies: {watr: {}}\n", "policies.watr", 2, "a known field (water)"),
+    ("horizon: 1d\npolicies:\n  water: {service_presure_m: 25}\n",
+     "policies.water.service_presure_m", 3, "a known field (service_pressure_m, engine)"),
+    ("horizon: 1d\npolicies:\n  water: {engine: epanet3}\n", "policies.water.engine", 3,
+     "one of 'wntr', 'owa'"),
+    ("horizon: 1d\noutputs:\n  quantities: [pressure, presure]\n", "outputs.quantities[1]", 3,
+     "a recordable quantity"),
     ("horizon: 1d\noutputs: {report: maybe}\n", "outputs.report", 2, "true or false"),
     ("horizon: 1d\noutputs:\n  quantities: [pressure, Flow]\n", "outputs.quantities[1]", 3,
      "a snake_case quantity name"),

@@ -43,9 +43,12 @@ def _run_and_report(paths: list[Path], out: Path, progress: bool, title: str) ->
               f"min pressure {k.get('min_pressure_m', float('nan')):.1f} m, "
               f"service availability {k.get('water_service_availability', float('nan')):.3f}, "
               f"leak volume {k.get('leak_volume_m3', 0):.0f} m3")
-    service = float(results[0].meta.get("service_pressure_m", 20.0))
-    report = write_report(results, out, title=title, service_pressure_m=service)
-    print(f"report: {report}")
+    main_spec = specs[-1]             # the scenario asked for (a compared baseline comes first)
+    if main_spec.outputs.report:
+        service = float(results[0].meta.get("service_pressure_m", 20.0))
+        report = write_report(results, out, title=title, service_pressure_m=service,
+                              maps=main_spec.outputs.maps)
+        print(f"report: {report}")
     print(f"results: {out / 'results'}")
     return 0
 

@@ -113,7 +113,8 @@ def plot_water_balance(results: Sequence[Results], path: Path) -> Path | None:
     ax1.grid(alpha=0.3)
     ax2.set_ylabel("tank level [m]")
     ax2.set_xlabel("hours since start")
-    ax2.legend(fontsize=7, ncol=2)
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(fontsize=7, ncol=2)
     ax2.grid(alpha=0.3)
     _event_lines(ax1, results)
     fig.tight_layout()
@@ -262,7 +263,7 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 
 
 def write_report(results: Sequence[Results], out_dir: str | Path, title: str = "urban-twin report",
-                 service_pressure_m: float = 20.0) -> Path:
+                 service_pressure_m: float = 20.0, maps: bool = True) -> Path:
     """Write ``out_dir/report.html`` and its PNG figures; the first run is the baseline."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,12 +274,12 @@ def write_report(results: Sequence[Results], out_dir: str | Path, title: str = "
         made = fn(out / name)
         if made:
             figures.append((label, made))
-    maps: list[tuple[str, Path]] = []
-    for i, r in enumerate(results):
+    map_files: list[tuple[str, Path]] = []
+    for i, r in enumerate(results if maps else ()):
         made = plot_map(r, out / f"map_{r.name}.png", baseline=results[0] if i else None,
                         service_pressure_m=service_pressure_m)
         if made:
-            maps.append((r.name, made))
+            map_files.append((r.name, made))
     table = kpi_frame(results)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body>",
@@ -302,9 +303,9 @@ def write_report(results: Sequence[Results], out_dir: str | Path, title: str = "
     parts.append("<h2>Over time</h2>")
     for label, p in figures:
         parts.append(f"<h3>{html.escape(label)}</h3><img src='{p.name}' alt='{html.escape(label)}'>")
-    if maps:
+    if map_files:
         parts.append("<h2>Maps</h2><div class='grid'>")
-        for name, p in maps:
+        for name, p in map_files:
             parts.append(f"<div><img src='{p.name}' alt='map {html.escape(name)}'></div>")
         parts.append("</div>")
     parts.append("<h2>Events</h2>")

@@ -15,8 +15,7 @@ from twin.results import Results
 from twin.scenario import ScenarioSpec, check_elements
 from twin.twin import Twin
 
-# Quantities the water layer can record; scenario outputs may name others for later layers.
-WATER_QUANTITIES = ("pressure", "demand", "flow", "head", "tank_level", "energy")
+from twin.quantities import RECORDABLE
 
 
 def build_twin(spec: ScenarioSpec) -> Twin:
@@ -27,17 +26,17 @@ def build_twin(spec: ScenarioSpec) -> Twin:
 
         city = generate_city(population=spec.city.demo.population, seed=spec.city.demo.seed)
     twin = Twin(city=city, start=spec.start, seed=spec.seed)
-    water_policy = dict(spec.policies.get("water", {}) or {})
+    water_policy = spec.policies.water
     events = spec.to_events()
     planned = [(e.pipe_id, e.position) for e in events if isinstance(e, PipeBurst)]
-    quantities = [q for q in spec.outputs.quantities if q in WATER_QUANTITIES]
+    quantities = [q for q in spec.outputs.quantities if q in RECORDABLE["water"]]
     if "demand" not in quantities:
         quantities.append("demand")      # the outflow plot needs it
     step = spec.step_s if (city is not None or "step_s" in spec.model_fields_set) else None
     layer = WaterLayer(spec.city.inp if city is None else None,
                        horizon_s=spec.horizon_s, hydraulic_step_s=step,
-                       engine=str(water_policy.get("engine", "wntr")),
-                       service_pressure_m=float(water_policy.get("service_pressure_m", 20.0)),
+                       engine=water_policy.engine,
+                       service_pressure_m=water_policy.service_pressure_m,
                        planned_bursts=planned, record=quantities, crs=spec.city.crs)
     twin.add_layer(layer)
     eng = layer.engine

@@ -29,6 +29,7 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
                       ValidationError, model_validator)
 
+from twin.quantities import known_quantities
 from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
                          ValveClosed, ValveOpened)
 
@@ -243,12 +244,26 @@ def _boolean(value: Any) -> bool:
     return value
 
 
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise _Problem("one of " + ", ".join(repr(o) for o in options))
+        return value
+    return check
+
+
 def _quantity_names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)):
         raise _Problem("a list of quantity names such as [pressure, flow, tank_level]")
+    known = known_quantities()
     for i, item in enumerate(value):
         if not isinstance(item, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", item):
             raise _Problem("a snake_case quantity name such as 'pressure'", loc=(i,))
+        if item not in known:
+            close = difflib.get_close_matches(item, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _Problem(f"a recordable quantity ({', '.join(known)})", loc=(i,),
+                           got=f"unknown quantity {item!r}{hint}", show_input=False)
     return tuple(value)
 
 
@@ -447,6 +462,19 @@ class OutputsSpec(_Spec):
     maps: Annotated[bool, BeforeValidator(_boolean)] = True
 
 
+class WaterPolicySpec(_Spec):
+    """How the water layer runs: service pressure for KPIs, EPANET library."""
+
+    service_pressure_m: Annotated[float, BeforeValidator(_number(gt=0))] = 20.0
+    engine: Annotated[str, BeforeValidator(_choice("wntr", "owa"))] = "wntr"
+
+
+class PoliciesSpec(_Spec):
+    """Policies by layer; each section is validated like the rest of the file."""
+
+    water: Annotated[WaterPolicySpec, BeforeValidator(_empty_if_none({}))] = WaterPolicySpec()
+
+
 class ElementRef(NamedTuple):
     """A network element named by the scenario: where, and which."""
 
@@ -470,8 +498,7 @@ class ScenarioSpec(_Spec):
     seed: Annotated[int, BeforeValidator(_integer())] = 0
     events: Annotated[list[AnyEventSpec], BeforeValidator(_empty_if_none([]))] = Field(
         default_factory=list)
-    policies: Annotated[dict[str, Any], BeforeValidator(_empty_if_none({}))] = Field(
-        default_factory=dict)
+    policies: Annotated[PoliciesSpec, BeforeValidator(_empty_if_none({}))] = PoliciesSpec()
     outputs: Annotated[OutputsSpec, BeforeValidator(_empty_if_none({}))] = OutputsSpec()
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
