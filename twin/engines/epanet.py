@@ -33,7 +33,10 @@ INITVOLUME, MINLEVEL, MAXLEVEL, DEMANDDEFICIT, EMITTERFLOW = 14, 20, 21, 27, 29
 DEMANDFLOW = 31   # EPANET 2.3: consumer demand delivered (no emitter or leakage flow)
 DIAMETER, LENGTH, ROUGHNESS, MINORLOSS, INITSTATUS, INITSETTING = 0, 1, 2, 3, 4, 5
 FLOW, VELOCITY, HEADLOSS, STATUS, SETTING, ENERGY = 8, 9, 10, 11, 12, 13
-DURATION, HYDSTEP, PATTERNSTEP, REPORTSTEP, REPORTSTART = 0, 1, 3, 5, 6
+DURATION, HYDSTEP, PATTERNSTEP, PATTERNSTART, REPORTSTEP, REPORTSTART = 0, 1, 3, 4, 5, 6
+STARTTIME = 10
+TIMER, TIMEOFDAY = 2, 3           # simple control types
+PRV, PSV, PBV, FCV, TCV, GPV = 3, 4, 5, 6, 7, 8
 DEMANDMULT, EMITEXPON = 4, 3
 JUNCTION, RESERVOIR, TANK = 0, 1, 2
 CVPIPE, PIPE, PUMP = 0, 1, 2
@@ -417,6 +420,47 @@ class EpanetProject:
     def tank_levels_m(self) -> np.ndarray:
         """Level above the tank bottom of every node (meaningful for tanks)."""
         return (self._node_raw(HEAD) - self._node_raw(ELEVATION)) * self._h
+
+    def link_settings(self) -> np.ndarray:
+        """Current setting of each link (pump speed, valve setting, pipe roughness)."""
+        return self._link_raw(SETTING)
+
+    # -- continuing from a saved state (before hydraulics are opened) ----------
+    def shift_time(self, offset_s: int) -> None:
+        """Make engine time 0 correspond to ``offset_s`` of the original run."""
+        if offset_s <= 0:
+            return
+        day = 86400
+        self.set_time_param(PATTERNSTART, self.time_param(PATTERNSTART) + offset_s)
+        self.set_time_param(STARTTIME, (self.time_param(STARTTIME) + offset_s) % day)
+        lib, ph = self._lib, self._ph
+        ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        setting, level = ctypes.c_double(), ctypes.c_double()
+        for i in range(1, self._count(5) + 1):
+            self._check(lib.EN_getcontrol(ph, i, ctypes.byref(ctype), ctypes.byref(lidx),
+                                          ctypes.byref(setting), ctypes.byref(nidx),
+                                          ctypes.byref(level)))
+            if ctype.value == TIMER:   # one-shot at an elapsed time: move it, or retire it
+                when = level.value - offset_s
+                when = when if when >= 0 else 10 ** 9   # already happened: its effect is in
+                self._check(lib.EN_setcontrol(ph, i, ctype.value, lidx.value, setting.value,
+                                              nidx.value, when))   # the restored link states
+
+    def set_tank_level_m(self, node: int, level_m: float) -> None:
+        self.set_node_value(node, TANKLEVEL, level_m / self._h)
+
+    def set_initial_link_state(self, link: int, status: int, setting: float) -> None:
+        """Start ``link`` in ``status`` (0 closed, 1 open) with ``setting``."""
+        kind = int(self.link_types[link])
+        if kind == PUMP:
+            self.set_link_value(link, INITSTATUS, 1 if status else 0)
+            if status and setting > 0:
+                self.set_link_value(link, INITSETTING, setting)
+        elif kind in (CVPIPE, PIPE):
+            if kind == PIPE:
+                self.set_link_value(link, INITSTATUS, 1 if status else 0)
+        elif status == 0:          # a valve closed by a control or an event stays closed
+            self.set_link_value(link, INITSTATUS, 0)
 
     # -- controls and rules -----------------------------------------------------
     def force_link_closed(self, link: int) -> list[tuple]:

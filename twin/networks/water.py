@@ -119,6 +119,7 @@ class WaterLayer(Layer):
         self._fire: dict[int, int] = {}
         self._disabled_controls: dict[int, list[tuple[str, int]]] = {}
         self._stale_emitters: set[int] = set()
+        self._surged_nodes: set[str] = set()
 
     # ------------------------------------------------------------------ build
     def build(self, twin: "Twin") -> None:
@@ -415,6 +416,7 @@ class WaterLayer(Layer):
             eng.set_option(en.DEMANDMULT, eng.option(en.DEMANDMULT) * ev.factor)
         else:
             for nid in ev.nodes:
+                self._surged_nodes.add(nid)
                 n = eng.node_index[nid]
                 for c in range(1, eng.num_demands(n) + 1):
                     eng.set_demand_category(n, c, eng.base_demand(n, c) * ev.factor)
@@ -460,12 +462,61 @@ class WaterLayer(Layer):
         return network_frames(self.wn, self.crs)
 
     def snapshot(self) -> dict[str, Any]:
+        """What a fork needs to continue from now: time, tank levels, link states, incidents.
+
+        Plain data (ids, numbers, event objects): it can be pickled and sent to another
+        process, where a layer built from the same model calls :meth:`restore`.
+        """
         eng = self.engine
-        return {"time_s": eng.time_s,
-                "tank_levels_m": {eng.node_ids[k]: float(self._p[k]) for k in self.tanks},
-                "leaks": {p: (lk.coeff_si, lk.event) for p, lk in self.leaks.items()},
-                "closed_links": {eng.link_ids[k]: v for k, v in self._saved_links.items()},
-                "demand_multiplier": self._surge}
+        status = eng.link_status()
+        setting = eng.link_settings()
+        return {
+            "time_s": int(eng.time_s),
+            "tank_levels_m": {eng.node_ids[k]: float(self._p[k]) for k in self.tanks},
+            "link_status": {eng.link_ids[k]: (int(status[k]), float(setting[k]))
+                            for k in range(eng.n_links)},
+            "leaks": [lk.event for lk in self.leaks.values()],
+            "closed_links": {eng.link_ids[k]: v for k, v in self._saved_links.items()},
+            "pump_outages": [eng.link_ids[k] for k in self._disabled_controls],
+            "demand_multiplier": eng.option(en.DEMANDMULT),
+            "node_demands_lps": {nid: [eng.base_demand(eng.node_index[nid], c)
+                                       for c in range(1, eng.num_demands(eng.node_index[nid]) + 1)]
+                                 for nid in self._surged_nodes},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (a :meth:`snapshot` of a layer built from the same model).
+
+        Call after ``build`` and before the run starts. Patterns, time-of-day controls and
+        one-shot timer controls are shifted so the engine's time 0 is the snapshot's time;
+        tanks start at their levels, links in their states, leaks and outages go on.
+        Rules with a SYSTEM TIME / CLOCKTIME premise are not shifted.
+        """
+        eng = self.engine
+        if eng is None or getattr(eng, "_hyd_open", False):
+            raise RuntimeError("restore() goes between build and the start of the run")
+        offset = int(state["time_s"])
+        eng.shift_time(offset)
+        for tid, level in state["tank_levels_m"].items():
+            eng.set_tank_level_m(eng.node_index[tid], level)
+        for lid, (status, setting) in state["link_status"].items():
+            k = eng.link_index.get(lid)
+            if k is not None:
+                eng.set_initial_link_state(k, status, setting)
+        eng.set_option(en.DEMANDMULT, state["demand_multiplier"])
+        for nid, demands in state.get("node_demands_lps", {}).items():
+            n = eng.node_index[nid]
+            for c, q in enumerate(demands, start=1):
+                eng.set_demand_category(n, c, q)
+            self._surged_nodes.add(nid)
+        for lid, saved in state["closed_links"].items():
+            self._saved_links[eng.link_index[lid]] = tuple(saved)
+        for pump in state["pump_outages"]:
+            k = eng.link_index[pump]
+            self._disabled_controls[k] = eng.force_link_closed(k)
+        for event in state["leaks"]:
+            self._burst(event)
+        self.restored_from_s = offset
 
     def close(self) -> None:
         if self.engine is not None:
