@@ -30,11 +30,28 @@ def _figure(width: float = 9.0, height: float = 4.0) -> Figure:
     return fig
 
 
-def _hours(index: pd.Index) -> np.ndarray:
-    return np.asarray(index, dtype=float) / 3600.0
+def _times(results: Sequence[Results]):
+    """Seconds -> x values: calendar times when the runs know their start, else hours."""
+    start = results[0].meta.get("start") if results else None
+    if start:
+        origin = pd.Timestamp(start)
+        return (lambda secs: origin + pd.to_timedelta(np.asarray(secs, dtype=float), unit="s")), None
+    return (lambda secs: np.asarray(secs, dtype=float) / 3600.0), "hours since start"
+
+
+def _time_axis(ax, label: str | None) -> None:
+    if label:
+        ax.set_xlabel(label)
+        return
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _event_lines(ax, results: Sequence[Results]) -> None:
+    x_of, _ = _times(results)
     shown = set()
     for r in results:
         ev = r.events
@@ -45,8 +62,9 @@ def _event_lines(ax, results: Sequence[Results]) -> None:
             if key in shown:
                 continue
             shown.add(key)
-            ax.axvline(row["time_s"] / 3600.0, color="0.35", lw=0.8, ls="--")
-            ax.annotate(row["kind"], (row["time_s"] / 3600.0, 1.0), xycoords=("data", "axes fraction"),
+            x = x_of([row["time_s"]])[0]
+            ax.axvline(x, color="0.35", lw=0.8, ls="--")
+            ax.annotate(row["kind"], (x, 1.0), xycoords=("data", "axes fraction"),
                         rotation=90, va="top", ha="right", fontsize=7, color="0.3")
 
 
@@ -54,6 +72,7 @@ def plot_pressure(results: Sequence[Results], path: Path, service_pressure_m: fl
     """Junction pressure band (5th-95th percentile) and median over time, per scenario."""
     fig = _figure()
     ax = fig.add_subplot()
+    x_of, xlabel = _times(results)
     drawn = False
     for i, r in enumerate(results):
         p = r.wide("water", "pressure")
@@ -63,7 +82,7 @@ def plot_pressure(results: Sequence[Results], path: Path, service_pressure_m: fl
         if nodes is not None:
             junctions = [n for n in nodes.index[nodes["node_type"] == "Junction"] if n in p.columns]
             p = p[junctions] if junctions else p
-        h = _hours(p.index)
+        h = x_of(p.index)
         c = COLORS[i % len(COLORS)]
         q05, q50, q95 = (np.nanpercentile(p.to_numpy(), q, axis=1) for q in (5, 50, 95))
         ax.fill_between(h, q05, q95, color=c, alpha=0.18, lw=0)
@@ -74,7 +93,7 @@ def plot_pressure(results: Sequence[Results], path: Path, service_pressure_m: fl
         return None
     ax.axhline(service_pressure_m, color="k", lw=0.8, ls="-.", label=f"service pressure {service_pressure_m:g} m")
     _event_lines(ax, results)
-    ax.set_xlabel("hours since start")
+    _time_axis(ax, xlabel)
     ax.set_ylabel("junction pressure [m]")
     ax.set_title("Water pressure across the network")
     ax.legend(fontsize=7, loc="lower left")
@@ -88,6 +107,7 @@ def plot_water_balance(results: Sequence[Results], path: Path) -> Path | None:
     """Total outflow (consumption plus leaks) and tank levels over time."""
     fig = _figure(9.0, 5.5)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    x_of, xlabel = _times(results)
     drawn = False
     for i, r in enumerate(results):
         c = COLORS[i % len(COLORS)]
@@ -98,12 +118,12 @@ def plot_water_balance(results: Sequence[Results], path: Path) -> Path | None:
             if nodes is not None:
                 cols = [n for n in d.columns if n not in nodes.index
                         or nodes.loc[n, "node_type"] == "Junction"]
-            ax1.plot(_hours(d.index), d[cols].clip(lower=0).sum(axis=1) / 1000.0 * 3600.0,
+            ax1.plot(x_of(d.index), d[cols].clip(lower=0).sum(axis=1) / 1000.0 * 3600.0,
                      color=c, lw=1.4, label=r.name)
             drawn = True
         t = r.wide("water", "tank_level")
         for j, tank in enumerate(t.columns):
-            ax2.plot(_hours(t.index), t[tank], color=c, lw=1.2, ls=["-", "--", ":", "-."][j % 4],
+            ax2.plot(x_of(t.index), t[tank], color=c, lw=1.2, ls=["-", "--", ":", "-."][j % 4],
                      label=f"{r.name}: {tank}")
     if not drawn:
         return None
@@ -112,7 +132,7 @@ def plot_water_balance(results: Sequence[Results], path: Path) -> Path | None:
     ax1.legend(fontsize=7)
     ax1.grid(alpha=0.3)
     ax2.set_ylabel("tank level [m]")
-    ax2.set_xlabel("hours since start")
+    _time_axis(ax2, xlabel)
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=7, ncol=2)
     ax2.grid(alpha=0.3)
