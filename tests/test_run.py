@@ -37,7 +37,8 @@ def test_baseline_day_is_healthy(baseline):
     assert k["water_service_availability"] == pytest.approx(1.0)
     assert k["leak_volume_m3"] == 0
     # 50,000 inhabitants x 150 L/day (+6 % non-residential) ~ 7,950 m3 a day
-    assert 7_000 < k["demand_volume_m3"] < 9_000
+    assert 7_000 < k["demand_required_m3"] < 9_000
+    assert k["demand_delivered_m3"] == pytest.approx(k["demand_required_m3"])
     p = baseline.wide("water", "pressure")
     assert len(p) == 24 * 12 + 1          # every 5 minutes, both ends included
 
@@ -48,6 +49,11 @@ def test_main_break_hurts_and_floods_the_street(baseline, main_break):
     assert m["min_pressure_m"] < b["min_pressure_m"] - 10
     assert m["pressure_deficit_node_hours"] > b["pressure_deficit_node_hours"]
     assert m["water_service_availability"] < b["water_service_availability"]
+    # the leak is not counted as consumption; what consumers missed is the availability gap
+    assert m["demand_required_m3"] == pytest.approx(b["demand_required_m3"], rel=0.01)
+    assert m["demand_delivered_m3"] < b["demand_delivered_m3"]
+    assert m["water_service_availability"] == pytest.approx(
+        m["demand_delivered_m3"] / m["demand_required_m3"])
     ev = main_break.events
     burst = ev[ev["kind"] == "PipeBurst"].iloc[0]
     flood = ev[ev["kind"] == "StreetFlooded"].iloc[0]

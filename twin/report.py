@@ -20,8 +20,9 @@ from twin.results import Results
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
-# KPIs where a larger value is worse (coloured red when they rise against the baseline)
+# KPIs where a larger value is worse, and where a smaller one is; others are not coloured
 WORSE_WHEN_HIGHER = ("deficit", "below", "leak", "energy", "overflow", "flood", "backlog")
+WORSE_WHEN_LOWER = ("min_pressure", "availability", "delivered", "within_promise")
 
 
 def _figure(width: float = 9.0, height: float = 4.0) -> Figure:
@@ -243,8 +244,10 @@ def _kpi_html(table: pd.DataFrame, n_runs: int) -> str:
         for j, (col, v) in enumerate(row.items()):
             cls = ""
             if j >= n_runs and isinstance(v, (float, int)) and not np.isnan(v) and abs(v) > 1e-9:
-                worse = any(w in name for w in WORSE_WHEN_HIGHER) == (v > 0)
-                cls = ' class="worse"' if worse else ' class="better"'
+                if any(w in name for w in WORSE_WHEN_HIGHER):
+                    cls = ' class="worse"' if v > 0 else ' class="better"'
+                elif any(w in name for w in WORSE_WHEN_LOWER):
+                    cls = ' class="worse"' if v < 0 else ' class="better"'
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
         rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
     return f"<table><tr><th>KPI</th>{head}</tr>{''.join(rows)}</table>"

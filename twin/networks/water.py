@@ -234,21 +234,27 @@ class WaterLayer(Layer):
             self._d[stale] = eng.consumer_demands_lps()[stale] if eng.has_arrays else 0.0
         self._e = eng.pump_energy_kw() if len(self.pumps) else None
         self._deficit = eng.demand_deficits_lps() if self.pda else None
-        j = self.junctions
-        pj = self._p[j]
-        st.min_pressure_m = min(st.min_pressure_m, float(pj.min()) if len(pj) else math.inf)
-        demanding = self._d[j] > 1e-9
-        below = demanding & (pj < self.service_pressure_m)
-        st.max_nodes_below = max(st.max_nodes_below, int(below.sum()))
-        self._below = int(below.sum())
         self._leak_now = {}
+        leak_at_node = np.zeros(eng.n_nodes)
         for leak in self.leaks.values():
             q = self._leak_flow_lps(leak)
             self._leak_now[leak.pipe_id] = q
+            leak_at_node[leak.node] += q
             leak.peak_lps = max(leak.peak_lps, q)
             if not leak.announced and q > 0:
                 leak.announced = True
                 self._announce_flood(leak, q)
+        j = self.junctions
+        pj = self._p[j]
+        # what consumers draw: node outflow less the leaks' orifice flow
+        self._consumer = np.clip(self._d[j] - leak_at_node[j], 0.0, None)
+        st.min_pressure_m = min(st.min_pressure_m, float(pj.min()) if len(pj) else math.inf)
+        demanding = self._consumer > 1e-9
+        if self.pda and self._deficit is not None:
+            demanding |= self._deficit[j] > 1e-9
+        below = demanding & (pj < self.service_pressure_m)
+        st.max_nodes_below = max(st.max_nodes_below, int(below.sum()))
+        self._below = int(below.sum())
         if t >= self.report_start and (t - self.report_start) % self.report_step == 0:
             st.steps += 1
             self._record(t)
@@ -260,14 +266,15 @@ class WaterLayer(Layer):
     def _integrate(self, dt: int) -> None:
         st, j = self.stats, self.junctions
         hours = dt / 3600.0
-        demand = np.clip(self._d[j], 0, None)
-        st.demand_m3 += float(demand.sum()) * dt / 1000.0
+        consumer = self._consumer
         if self.pda and self._deficit is not None:
-            st.delivered_m3 += float(demand.sum()) * dt / 1000.0
-            st.demand_m3 += float(np.clip(self._deficit[j], 0, None).sum()) * dt / 1000.0
-        else:
-            ok = self._p[j] >= self.service_pressure_m
-            st.delivered_m3 += float(demand[ok].sum()) * dt / 1000.0
+            delivered = float(consumer.sum())
+            required = delivered + float(np.clip(self._deficit[j], 0, None).sum())
+        else:   # demand-driven: count as delivered what is served at the service pressure
+            required = float(consumer.sum())
+            delivered = float(consumer[self._p[j] >= self.service_pressure_m].sum())
+        st.demand_m3 += required * dt / 1000.0
+        st.delivered_m3 += delivered * dt / 1000.0
         st.deficit_node_hours += self._below * hours
         if self._e is not None:
             st.energy_kwh += float(self._e[self.pumps].sum()) * hours
@@ -448,7 +455,8 @@ class WaterLayer(Layer):
             "pressure_deficit_node_hours": st.deficit_node_hours,
             "max_nodes_below_service_pressure": float(st.max_nodes_below),
             "water_service_availability": (st.delivered_m3 / st.demand_m3) if st.demand_m3 else 1.0,
-            "demand_volume_m3": st.demand_m3,
+            "demand_required_m3": st.demand_m3,
+            "demand_delivered_m3": st.delivered_m3,
             "leak_volume_m3": st.leak_volume_m3,
             "leak_peak_lps": max((lk.peak_lps for lk in leaks), default=0.0),
             "pump_energy_kwh": st.energy_kwh,
