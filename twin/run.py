@@ -18,6 +18,10 @@ from twin.twin import Twin
 from twin.quantities import RECORDABLE
 
 
+def _seconds_into_day(when) -> int:
+    return when.hour * 3600 + when.minute * 60 + when.second
+
+
 def build_twin(spec: ScenarioSpec) -> Twin:
     """The twin a scenario describes, built and checked, not yet run."""
     city = None
@@ -37,7 +41,10 @@ def build_twin(spec: ScenarioSpec) -> Twin:
                        horizon_s=spec.horizon_s, hydraulic_step_s=step,
                        engine=water_policy.engine,
                        service_pressure_m=water_policy.service_pressure_m,
-                       planned_bursts=planned, record=quantities, crs=spec.city.crs)
+                       planned_bursts=planned, record=quantities, crs=spec.city.crs,
+                       # the demo network's patterns start at midnight: start them at the
+                       # scenario's time of day, so 07:30 on the calendar is the 07:30 peak
+                       clock_offset_s=_seconds_into_day(spec.start) if city is not None else 0)
     twin.add_layer(layer)
     eng = layer.engine
     check_elements(spec, {

@@ -426,13 +426,16 @@ class EpanetProject:
         return self._link_raw(SETTING)
 
     # -- continuing from a saved state (before hydraulics are opened) ----------
+    def shift_clock(self, offset_s: int) -> None:
+        """Start patterns and the time of day ``offset_s`` later (controls stay put)."""
+        self.set_time_param(PATTERNSTART, self.time_param(PATTERNSTART) + offset_s)
+        self.set_time_param(STARTTIME, (self.time_param(STARTTIME) + offset_s) % 86400)
+
     def shift_time(self, offset_s: int) -> None:
         """Make engine time 0 correspond to ``offset_s`` of the original run."""
         if offset_s <= 0:
             return
-        day = 86400
-        self.set_time_param(PATTERNSTART, self.time_param(PATTERNSTART) + offset_s)
-        self.set_time_param(STARTTIME, (self.time_param(STARTTIME) + offset_s) % day)
+        self.shift_clock(offset_s)
         lib, ph = self._lib, self._ph
         ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         setting, level = ctypes.c_double(), ctypes.c_double()

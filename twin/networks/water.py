@@ -87,6 +87,8 @@ class WaterLayer(Layer):
     planned_bursts : (pipe id, position) pairs known before the run; those pipes are
         split at build so the leak sits exactly there. Unplanned bursts go to the
         nearer end node of the pipe.
+    clock_offset_s : where in its patterns and day the model starts (e.g. the time of day
+        of the scenario start for a network whose patterns begin at midnight).
     record : quantities to record at each report step.
     """
 
@@ -97,6 +99,7 @@ class WaterLayer(Layer):
                  report_step_s: float | None = None, engine: str = "wntr",
                  service_pressure_m: float = 20.0,
                  planned_bursts: Iterable[tuple[str, float]] = (),
+                 clock_offset_s: float = 0.0,
                  record: Iterable[str] = ("pressure", "demand", "flow", "tank_level"),
                  crs: str | None = None) -> None:
         self._model_arg = model
@@ -106,6 +109,7 @@ class WaterLayer(Layer):
         self.engine_name = engine
         self.service_pressure_m = float(service_pressure_m)
         self.planned_bursts = list(planned_bursts)
+        self.clock_offset_s = int(clock_offset_s)
         self.record_quantities = tuple(record)
         self.crs = crs
         self.wn: wntr.network.WaterNetworkModel | None = None
@@ -180,6 +184,8 @@ class WaterLayer(Layer):
             if pipe_id not in eng.link_index or leak_node_id(pipe_id) in eng.node_index:
                 continue
             eng.split_pipe_for_leak(pipe_id, float(position), leak_node_id(pipe_id))
+        if self.clock_offset_s:
+            eng.shift_clock(self.clock_offset_s)
         self.report_step = eng.time_param(en.REPORTSTEP)
         self.report_start = eng.time_param(en.REPORTSTART)
         self.duration_s = eng.time_param(en.DURATION)
