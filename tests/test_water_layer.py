@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -53,7 +52,6 @@ def test_unplanned_burst_goes_to_nearer_end_node(net3_inp):
     twin.schedule([PipeBurst(time_s=2 * H, pipe_id="123", leak_area_m2=0.002, position=0.1)])
     twin.run(4 * H)
     d = twin.recorder.wide("water", "demand")[start]
-    base = load_inp(net3_inp)
     assert d.loc[3 * H] > d.loc[1 * H] + 5      # the end node now also discharges the leak
     assert layer.kpis()["leak_volume_m3"] > 0
 

@@ -1,0 +1,1 @@
+"""Figures for reports, one module per layer plus the shared pieces (common)."""
