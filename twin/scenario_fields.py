@@ -18,8 +18,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 from twin.quantities import known_quantities
 
-_Location = tuple[Path, int]
-
 
 # --- the error ---------------------------------------------------------------------------
 class ScenarioError(Exception):
