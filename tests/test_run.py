@@ -109,3 +109,20 @@ def test_demo_patterns_follow_the_calendar(tmp_path):
     assert total(six, 1.5 * 3600) == pytest.approx(total(midnight, 7.5 * 3600), rel=1e-3)
     assert total(six, 0) == pytest.approx(total(midnight, 6 * 3600), rel=1e-3)
     assert total(midnight, 7.5 * 3600) > 2 * total(midnight, 1.5 * 3600)   # peak vs night
+
+
+def test_results_round_trip_through_parquet(tmp_path, main_break):
+    from twin.report import write_report
+    from twin.results import Results
+
+    main_break.save(tmp_path)
+    back = Results.load(tmp_path, main_break.name)
+    pd.testing.assert_frame_equal(back.wide("water", "pressure"), main_break.wide("water", "pressure"))
+    assert back.kpis == main_break.kpis
+    assert list(back.events["kind"]) == list(main_break.events["kind"])
+    nodes = back.elements["water"]["nodes"]
+    assert nodes.crs == "EPSG:2154" and len(nodes) == len(main_break.elements["water"]["nodes"])
+    assert "elevation_m" in nodes.columns and "diameter_mm" in back.elements["water"]["links"]
+    # a report can be rebuilt from the files alone
+    report = write_report([back], tmp_path / "again")
+    assert (tmp_path / "again" / f"map_{back.name}.png").exists() and report.exists()

@@ -38,7 +38,8 @@ class Results:
                          name=self.name, dtype=float)
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Write ``<name>_<layer>.parquet`` series, ``<name>_events.parquet`` and a KPI JSON."""
+        """Write ``<name>_<layer>.parquet`` series, ``<name>_events.parquet``, a KPI JSON and
+        the element tables as GeoParquet under ``elements/<name>/<layer>_<kind>.parquet``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
@@ -53,15 +54,26 @@ class Results:
         path = directory / f"{self.name}_kpis.json"
         path.write_text(json.dumps({"kpis": self.kpis, "meta": self.meta}, indent=2, default=str))
         written.append(path)
+        for layer, frames in self.elements.items():
+            for kind, frame in frames.items():
+                path = directory / "elements" / self.name / f"{layer}_{kind}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                frame.to_parquet(path)
+                written.append(path)
         return written
 
     @classmethod
     def load(cls, directory: str | Path, name: str) -> "Results":
-        """Read back what :meth:`save` wrote (element tables are not stored)."""
+        """Read back what :meth:`save` wrote."""
         directory = Path(directory)
-        frames = [pd.read_parquet(p) for p in sorted(directory.glob(f"{name}_*.parquet"))
-                  if not p.name.endswith("_events.parquet")]
+        info = json.loads((directory / f"{name}_kpis.json").read_text())
+        files = [directory / f"{name}_{layer}.parquet" for layer in sorted(info["kpis"])]
+        frames = [pd.read_parquet(p) for p in files if p.exists()]
         series = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         events = pd.read_parquet(directory / f"{name}_events.parquet")
-        info = json.loads((directory / f"{name}_kpis.json").read_text())
-        return cls(name=name, series=series, events=events, kpis=info["kpis"], meta=info["meta"])
+        elements: dict[str, dict[str, gpd.GeoDataFrame]] = {}
+        for path in sorted((directory / "elements" / name).glob("*_*.parquet")):
+            layer, kind = path.stem.split("_", 1)
+            elements.setdefault(layer, {})[kind] = gpd.read_parquet(path)
+        return cls(name=name, series=series, events=events, kpis=info["kpis"], meta=info["meta"],
+                   elements=elements)
