@@ -59,6 +59,7 @@ def test_main_break_hurts_and_floods_the_street(baseline, main_break):
     flood = ev[ev["kind"] == "StreetFlooded"].iloc[0]
     assert burst["time_s"] == 7.5 * 3600 and flood["time_s"] == burst["time_s"]
     assert flood["cause_id"] == burst["event_id"]
+    assert "s324" in flood["details"]          # the street over the broken main is flooded
     assert (ev["kind"] == "LeakStopped").sum() == 1
     # before the break the two runs are identical, after the repair they recover
     pb, pm = baseline.wide("water", "pressure"), main_break.wide("water", "pressure")

@@ -372,10 +372,14 @@ class WaterLayer(Layer):
 
     def _announce_flood(self, leak: _Leak, flow_lps: float) -> None:
         x, y = self._leak_xy(leak)
+        radius = max(20.0, 10.0 * math.sqrt(flow_lps))
+        streets: tuple[str, ...] = ()
+        if self.twin.city is not None and self.crs == self.twin.city.crs:
+            near = self.twin.city.streets.distance(Point(x, y)) <= radius
+            streets = tuple(self.twin.city.streets.index[near])
         self.twin.publish(StreetFlooded(time_s=self.twin.clock.now_s, source=self.name,
                                         cause_id=leak.event.event_id or None, x=x, y=y,
-                                        radius_m=max(20.0, 10.0 * math.sqrt(flow_lps)),
-                                        flow_lps=flow_lps))
+                                        radius_m=radius, flow_lps=flow_lps, street_ids=streets))
 
     def _leak_xy(self, leak: _Leak) -> tuple[float, float]:
         ev = leak.event
