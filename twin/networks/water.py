@@ -189,7 +189,11 @@ class WaterLayer(Layer):
         self.report_step = eng.time_param(en.REPORTSTEP)
         self.report_start = eng.time_param(en.REPORTSTART)
         self.duration_s = eng.time_param(en.DURATION)
-        self.junctions = np.flatnonzero(eng.node_types == en.JUNCTION)
+        # consumers' junctions: the leak nodes we inserted are holes in pipes, not customers
+        inserted = {eng.node_index[leak_node_id(p)] for p, _ in self.planned_bursts
+                    if leak_node_id(p) in eng.node_index}
+        self.junctions = np.array([k for k in np.flatnonzero(eng.node_types == en.JUNCTION)
+                                   if k not in inserted], dtype=int)
         self.tanks = np.flatnonzero(eng.node_types == en.TANK)
         self.pumps = np.flatnonzero(eng.link_types == en.PUMP)
         self.pda = getattr(self.wn.options.hydraulic, "demand_model", "DDA") in ("PDA", "PDD")
