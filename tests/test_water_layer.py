@@ -166,3 +166,17 @@ def test_pump_outage_overrides_rules_on_the_demo_network(engine):
     assert q[["pump1", "pump2"]].loc[:12 * H - 900].abs().max().max() < 1e-6
     assert lvl.iloc[:, 0].loc[12 * H] < lvl0.iloc[:, 0].loc[12 * H]     # the tower drains
     assert q[["pump1", "pump2"]].loc[12 * H:].abs().max().max() > 1     # and they run again
+
+
+def test_event_on_an_unknown_element_is_refused_on_the_record(net3_inp):
+    from twin.events import Alert
+
+    twin, layer = _twin(net3_inp)
+    alerts = []
+    twin.bus.subscribe(Alert, alerts.append)
+    twin.schedule([PipeBurst(time_s=H, pipe_id="no-such-pipe", leak_area_m2=0.01)])
+    twin.run(3 * H)                                     # the run goes on
+    assert len(alerts) == 1 and alerts[0].severity == "error"
+    assert "unknown pipe 'no-such-pipe'" in alerts[0].message
+    assert alerts[0].cause_id == twin.bus.log[0].event_id
+    assert layer.kpis()["leak_volume_m3"] == 0

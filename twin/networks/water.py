@@ -24,7 +24,7 @@ import wntr
 from shapely.geometry import LineString, Point
 
 from twin.engines import epanet as en
-from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
+from twin.events import (Alert, DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
                          StreetFlooded, ValveClosed, ValveOpened)
 from twin.networks.base import Layer
 
@@ -82,7 +82,7 @@ class WaterLayer(Layer):
     hydraulic_step_s : hydraulic time step; ``None`` keeps the model's.
     engine : 'wntr' (default: EPANET 2.2 as shipped with WNTR, the engine behind its
         EpanetSimulator, so results agree on any network) or 'owa' (EPANET 2.3 from
-        owa-epanet: about twice as fast, a newer solver whose results can differ).
+        owa-epanet: about 1.5x faster, a newer solver whose results can differ).
     service_pressure_m : pressure below which a junction with demand counts as in deficit.
     planned_bursts : (pipe id, position) pairs known before the run; those pipes are
         split at build so the leak sits exactly there. Unplanned bursts go to the
@@ -118,10 +118,10 @@ class WaterLayer(Layer):
         self.source_path: str | None = None
         self.leaks: dict[str, _Leak] = {}
         self.stats = _Stats()
-        self._surge = 1.0
         self._saved_links: dict[int, tuple[float, float]] = {}
         self._fire: dict[int, int] = {}
-        self._disabled_controls: dict[int, list[tuple[str, int]]] = {}
+        self._disabled_controls: dict[int, list[tuple]] = {}    # pump -> overridden controls
+        self.closed_leaks: list[_Leak] = []
         self._stale_emitters: set[int] = set()
         self._surged_nodes: set[str] = set()
 
@@ -319,8 +319,12 @@ class WaterLayer(Layer):
     # ------------------------------------------------------------------ events
     def apply(self, event: Event) -> None:
         problems = self.check_event(event)
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems:   # refuse it on the record and keep running: a live twin must not stop
+            self.twin.publish(Alert(time_s=self.twin.clock.now_s, source=self.name,
+                                    cause_id=event.event_id or None, layer=self.name,
+                                    message=f"{event.kind} refused: " + "; ".join(problems),
+                                    severity="error"))
+            return
         handler = {PipeBurst: self._burst, LeakStopped: self._stop_leak,
                    ValveClosed: self._close_link, ValveOpened: self._open_link,
                    PumpOutage: self._pump_outage, DemandSurge: self._demand_surge,
@@ -370,7 +374,6 @@ class WaterLayer(Layer):
             self._stale_emitters.add(leak.node)
         else:
             self.engine.set_node_value(leak.node, en.EMITTER, max(leak.base_emitter, 1e-12))
-        self.closed_leaks = getattr(self, "closed_leaks", [])
         self.closed_leaks.append(leak)
         del self.leaks[ev.pipe_id]
 
@@ -433,7 +436,6 @@ class WaterLayer(Layer):
     def _demand_surge(self, ev: DemandSurge) -> None:
         eng = self.engine
         if not ev.nodes:
-            self._surge *= ev.factor
             eng.set_option(en.DEMANDMULT, eng.option(en.DEMANDMULT) * ev.factor)
         else:
             for nid in ev.nodes:
@@ -463,7 +465,7 @@ class WaterLayer(Layer):
     # ------------------------------------------------------------------ results
     def kpis(self) -> dict[str, float]:
         st = self.stats
-        leaks = list(self.leaks.values()) + list(getattr(self, "closed_leaks", []))
+        leaks = list(self.leaks.values()) + self.closed_leaks
         out = {
             "min_pressure_m": st.min_pressure_m if st.solves else float("nan"),
             "pressure_deficit_node_hours": st.deficit_node_hours,
