@@ -132,9 +132,11 @@ def test_kpis_are_consistent_with_recorded_series(net3_inp):
 def test_unknown_element_in_event_is_refused(net3_inp):
     twin, layer = _twin(net3_inp)
     problems = twin.check_events([PipeBurst(time_s=0, pipe_id="nope"),
-                                  PumpOutage(time_s=0, pump_id="123")])
+                                  PumpOutage(time_s=0, pump_id="123"),
+                                  PipeBurst(time_s=0, pipe_id="10")])   # 10 is a pump
     assert problems == ["unknown pipe 'nope' in the water network",
-                        "unknown pump '123' in the water network"]
+                        "unknown pump '123' in the water network",
+                        "unknown pipe '10' in the water network"]
 
 
 def test_malformed_inp_names_file_and_line(tmp_path):

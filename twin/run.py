@@ -48,7 +48,7 @@ def build_twin(spec: ScenarioSpec) -> Twin:
     twin.add_layer(layer)
     eng = layer.engine
     check_elements(spec, {
-        "pipe": {eng.link_ids[i] for i in range(eng.n_links) if eng.link_types[i] <= 1},
+        "pipe": layer.pipe_ids,
         "link": set(eng.link_ids),
         "pump": {eng.link_ids[i] for i in layer.pumps},
         "node": set(eng.node_ids),

@@ -10,6 +10,7 @@ publishes a :class:`~twin.events.StreetFlooded` event once its outflow is known.
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import tempfile
@@ -147,7 +148,7 @@ class WaterLayer(Layer):
             hyd.required_pressure = self.service_pressure_m
             hyd.pressure_exponent = 0.5
         elif isinstance(model, wntr.network.WaterNetworkModel):
-            self.wn = model
+            self.wn = copy.deepcopy(model)     # options change below: leave the caller's alone
         else:
             self.source_path = str(model)
             self.wn = load_inp(model)
@@ -196,13 +197,15 @@ class WaterLayer(Layer):
                                    if k not in inserted], dtype=int)
         self.tanks = np.flatnonzero(eng.node_types == en.TANK)
         self.pumps = np.flatnonzero(eng.link_types == en.PUMP)
+        self.pipe_ids = {lid for lid, t in zip(eng.link_ids, eng.link_types)
+                         if t in (en.CVPIPE, en.PIPE)}
         self.pda = getattr(self.wn.options.hydraulic, "demand_model", "DDA") in ("PDA", "PDD")
 
     def check_event(self, event: Event) -> list[str]:
         eng = self.engine
         refs: list[tuple[str, str, dict]] = []
         if isinstance(event, (PipeBurst, LeakStopped)):
-            refs.append(("pipe", event.pipe_id, eng.link_index))
+            refs.append(("pipe", event.pipe_id, self.pipe_ids))
         elif isinstance(event, (ValveClosed, ValveOpened)):
             refs.append(("link", event.link_id, eng.link_index))
         elif isinstance(event, PumpOutage):
