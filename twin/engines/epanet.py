@@ -79,38 +79,35 @@ _LIBS: dict[str, ctypes.CDLL] = {}
 _BULK: dict[str, tuple] = {}
 
 
+def _element_loop(getter):
+    """A compiled loop calling ``getter(ph, index, prop, &out[index - 1])`` for every element;
+    returns the last error code above 100 (0 if none)."""
+    import numba
+
+    @numba.njit(nogil=True)
+    def read(ph, prop, out):
+        base = out.ctypes.data
+        err = 0
+        for i in range(out.shape[0]):
+            code = getter(ph, i + 1, prop, base + 8 * i)
+            if code > 100:
+                err = code
+        return err
+
+    return read
+
+
 def _bulk_readers(library: str):
     """numba loops calling EN_getnodevalue / EN_getlinkvalue for every element (EPANET 2.2,
     which has no array getters): one Python call per array instead of one per element."""
     if library not in _BULK:
-        import numba
-
         lib = ctypes.CDLL(library_path(library))    # own function objects with pointer args
         node_get, link_get = lib.EN_getnodevalue, lib.EN_getlinkvalue
         for fn in (node_get, link_get):
             fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
             fn.restype = ctypes.c_int
 
-        @numba.njit(nogil=True)
-        def read_nodes(ph, prop, out):
-            base = out.ctypes.data
-            err = 0
-            for i in range(out.shape[0]):
-                code = node_get(ph, i + 1, prop, base + 8 * i)
-                if code > 100:
-                    err = code
-            return err
-
-        @numba.njit(nogil=True)
-        def read_links(ph, prop, out):
-            base = out.ctypes.data
-            err = 0
-            for i in range(out.shape[0]):
-                code = link_get(ph, i + 1, prop, base + 8 * i)
-                if code > 100:
-                    err = code
-            return err
-
+        read_nodes, read_links = _element_loop(node_get), _element_loop(link_get)
         _BULK[library] = (lib, read_nodes, read_links)
     return _BULK[library]
 
