@@ -182,3 +182,13 @@ def test_event_on_an_unknown_element_is_refused_on_the_record(net3_inp):
     assert "unknown pipe 'no-such-pipe'" in alerts[0].message
     assert alerts[0].cause_id == twin.bus.log[0].event_id
     assert layer.kpis()["leak_volume_m3"] == 0
+
+
+def test_the_callers_model_is_left_unchanged(net3_inp):
+    wn = load_inp(net3_inp)
+    before = (wn.options.time.duration, wn.options.time.hydraulic_timestep)
+    twin = Twin()
+    twin.add_layer(WaterLayer(wn, horizon_s=2 * H, hydraulic_step_s=900, record=("pressure",)))
+    twin.run(2 * H)
+    assert (wn.options.time.duration, wn.options.time.hydraulic_timestep) == before
+    assert len(twin.recorder.wide("water", "pressure")) == 9      # every 15 min for 2 h

@@ -10,7 +10,6 @@ publishes a :class:`~twin.events.StreetFlooded` event once its outflow is known.
 
 from __future__ import annotations
 
-import copy
 import math
 import shutil
 import tempfile
@@ -148,21 +147,12 @@ class WaterLayer(Layer):
             hyd.required_pressure = self.service_pressure_m
             hyd.pressure_exponent = 0.5
         elif isinstance(model, wntr.network.WaterNetworkModel):
-            self.wn = copy.deepcopy(model)     # options change below: leave the caller's alone
+            self.wn = model                    # read, never changed: times are set in EPANET
         else:
             self.source_path = str(model)
             self.wn = load_inp(model)
         if self.crs is None and twin.city is not None:
             self.crs = twin.city.crs
-        wn = self.wn
-        if self.horizon_s is not None:
-            wn.options.time.duration = int(self.horizon_s)
-        if self.hydraulic_step_s is not None:
-            wn.options.time.hydraulic_timestep = int(self.hydraulic_step_s)
-            if self.report_step_s is None:
-                wn.options.time.report_timestep = int(self.hydraulic_step_s)
-        if self.report_step_s is not None:
-            wn.options.time.report_timestep = int(self.report_step_s)
         self._open_engine()
 
     def _open_engine(self) -> None:
@@ -185,6 +175,13 @@ class WaterLayer(Layer):
             if pipe_id not in eng.link_index or leak_node_id(pipe_id) in eng.node_index:
                 continue
             eng.split_pipe_for_leak(pipe_id, float(position), leak_node_id(pipe_id))
+        if self.horizon_s is not None:
+            eng.set_time_param(en.DURATION, int(self.horizon_s))
+        report_step = self.report_step_s or self.hydraulic_step_s
+        if report_step is not None:        # the report step first: EPANET caps the
+            eng.set_time_param(en.REPORTSTEP, int(report_step))   # hydraulic step by it
+        if self.hydraulic_step_s is not None:
+            eng.set_time_param(en.HYDSTEP, int(self.hydraulic_step_s))
         if self.clock_offset_s:
             eng.shift_clock(self.clock_offset_s)
         self.report_step = eng.time_param(en.REPORTSTEP)
