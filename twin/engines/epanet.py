@@ -386,9 +386,15 @@ class EpanetProject:
     def link_status(self) -> np.ndarray:
         return self._link_raw(STATUS)
 
-    def pump_energy_kw(self) -> np.ndarray:
-        """Power drawn by each link (non-zero for pumps), kW."""
-        e = self._link_raw(ENERGY)
+    def pump_energy_kw(self, links: np.ndarray | None = None) -> np.ndarray:
+        """Power drawn by each link (non-zero for pumps), kW; only ``links`` if given
+        (0-based indices; the others are left at 0)."""
+        if links is None or self.has_arrays:
+            e = self._link_raw(ENERGY)
+        else:   # a few pumps: read just those
+            e = np.zeros(self.n_links)
+            for k in links:
+                e[k] = self.link_value(int(k), ENERGY)
         return e * (0.7457 if self.flow_units <= 4 else 1.0)   # US units report hp
 
     def node_value(self, node: int, prop: int) -> float:

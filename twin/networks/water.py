@@ -242,7 +242,7 @@ class WaterLayer(Layer):
         if self._stale_emitters:
             stale = np.fromiter(self._stale_emitters, dtype=int)
             self._d[stale] = eng.consumer_demands_lps()[stale] if eng.has_arrays else 0.0
-        self._e = eng.pump_energy_kw() if len(self.pumps) else None
+        self._e = eng.pump_energy_kw(self.pumps) if len(self.pumps) else None
         self._deficit = eng.demand_deficits_lps() if self.pda else None
         self._leak_now = {}
         leak_at_node = np.zeros(eng.n_nodes)
