@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from twin.networks.water import InpError
-    from twin.scenario import ScenarioError
+    from twin.errors import InpError
+    from twin.scenario_fields import ScenarioError
 
     parser = build_parser()
     args = parser.parse_args(argv)

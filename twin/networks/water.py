@@ -24,6 +24,7 @@ import wntr
 from shapely.geometry import LineString, Point
 
 from twin.engines import epanet as en
+from twin.errors import InpError
 from twin.events import (Alert, DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
                          StreetFlooded, ValveClosed, ValveOpened)
 from twin.networks.base import Layer
@@ -557,10 +558,6 @@ def load_inp(path: str | Path) -> wntr.network.WaterNetworkModel:
         return wntr.network.WaterNetworkModel(str(path))
     except Exception as exc:   # WNTR raises many types (ENKeyError, ValueError, KeyError...)
         raise InpError(f"{path}: not a valid EPANET input file: {exc}") from exc
-
-
-class InpError(ValueError):
-    """A missing or malformed EPANET input file."""
 
 
 def network_frames(wn: wntr.network.WaterNetworkModel, crs: str | None) -> dict[str, gpd.GeoDataFrame]:
