@@ -62,6 +62,43 @@ def test_bad_scenarios_exit_2_with_located_message(name, field):
         assert f"{name}.yaml:" in out.stderr     # file and line
 
 
+@pytest.mark.parametrize("text, where", [
+    ("seed: -3\n", "s.yaml:2: seed: expected a whole number >= 0"),
+    ("city: {demo: {seed: -1}}\n", "s.yaml:2: city.demo.seed: expected a whole number >= 0"),
+    ("step: 0.5\n", "s.yaml:2: step: expected a step of at least 1 s in whole seconds"),
+    ("name: ../x\n", "s.yaml:2: name: expected a name of letters"),
+    ("city: {demo: {}, crs: 'EPSG:4326'}\n", "s.yaml:2: city.crs: expected crs only with inp:"),
+    ("events:\n  - {at: 1h, type: demand_surge, factor: 2, nodes: [11, 11]}\n",
+     "s.yaml:3: events[0].nodes[1]: expected each node once"),
+])
+def test_values_the_run_would_refuse_exit_2_before_running(tmp_path, text, where):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("horizon: 1d\n" + text)
+    for command in ("validate", "run"):
+        out_dir = ["--out", str(tmp_path / "o")] if command == "run" else []
+        args = [command, str(scenario), *out_dir]
+        out = twin(*args)
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert where in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("hours", ["-1", "nan", "inf", "-inf", "ten"])
+def test_water_simulate_rejects_bad_hours(hours, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["water", "simulate", "net.inp", f"--hours={hours}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert ("argument --hours: expected a number of hours >= 0 (0 = steady state), "
+            f"got {hours!r}") in err
+
+
+def test_water_simulate_accepts_zero_hours():
+    from twin.cli import build_parser
+    args = build_parser().parse_args(["water", "simulate", "net.inp", "--hours", "0"])
+    assert args.hours == 0.0
+
+
 def test_unknown_element_id_exits_2_when_the_network_is_built(tmp_path):
     out = twin("run", str(BAD / "unknown_element.yaml"), "--out", str(tmp_path))
     assert out.returncode == 2

@@ -283,6 +283,18 @@ def test_main_validate_reports_errors(name, line, capsys):
     ("horizon: 1d\nevents:\n  - {at: 1h, type: demand_surge, factor: 2, nodes: [a, 1.5]}\n",
      "events[0].nodes[1]", 3, "an element id"),
     ("horizon: 1d\nsource_path: x.yaml\n", "source_path", 2, "a known field"),
+    ("horizon: 1d\nseed: -3\n", "seed", 2, "a whole number >= 0"),
+    ("horizon: 1d\ncity: {demo: {seed: -1}}\n", "city.demo.seed", 2, "a whole number >= 0"),
+    ("horizon: 1d\nstep: 0.5\n", "step", 2, "a step of at least 1 s in whole seconds"),
+    ("horizon: 1d\nstep: 90.5s\n", "step", 2, "a step of at least 1 s in whole seconds"),
+    ("horizon: 1.5\n", "horizon", 1, "a duration in whole seconds"),
+    ("horizon: 1d\nname: a/b\n", "name", 2, "a name of letters, digits"),
+    ("horizon: 1d\nname: ../x\n", "name", 2, "a name of letters, digits"),
+    ("horizon: 1d\ncity:\n  demo: {}\n  crs: 'EPSG:4326'\n", "city.crs", 4,
+     "crs only with inp: (the demo city is in EPSG:2154)"),
+    ("horizon: 1d\nevents:\n  - type: demand_surge\n    at: 1h\n    factor: 2\n"
+     "    nodes:\n      - 11\n      - 12\n      - '11'\n", "events[0].nodes[2]", 9,
+     "each node once"),
     ("horizon: 1d\n", None, None, None),
 ])
 def test_located_errors(tmp_path, text, field, line, expected):
@@ -325,3 +337,55 @@ def test_unreadable_and_empty_files(tmp_path):
         load_scenario(write(tmp_path, "empty.yaml", "# nothing\n"))
     with pytest.raises(ScenarioError, match=r"s\.yaml:1: expected a mapping"):
         load_scenario(write(tmp_path, "s.yaml", "- 1\n- 2\n"))
+
+
+def test_bad_crs_with_an_inp_file(tmp_path):
+    (tmp_path / "town.inp").write_text("[TITLE]\n", encoding="utf-8")
+    path = write(tmp_path, "s.yaml", "horizon: 1d\ncity:\n  inp: town.inp\n"
+                                     "  crs: 'EPSG:99999999'\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    err = info.value
+    assert (err.path, err.field, err.line) == (path, "city.crs", 4)
+    assert err.expected.startswith("a coordinate reference system such as 'EPSG:2154'")
+    assert "EPSG:99999999" in err.got
+
+
+def test_extends_switching_to_demo_drops_the_base_crs(tmp_path):
+    (tmp_path / "town.inp").write_text("[TITLE]\n", encoding="utf-8")
+    write(tmp_path, "base.yaml", "horizon: 1d\ncity: {inp: town.inp, crs: 'EPSG:32631'}\n")
+    child = write(tmp_path, "child.yaml", "extends: base.yaml\ncity: {demo: {seed: 1}}\n")
+    spec = load_scenario(child)
+    assert spec.city.inp is None and spec.city.crs is None and spec.city.demo.seed == 1
+
+
+def test_whole_second_durations_tolerate_float_noise(tmp_path):
+    spec = load_scenario(write(tmp_path, "s.yaml", "horizon: 0.7h\nstep: 0.1h\n"))
+    assert spec.horizon_s == 2520.0 and spec.step_s == 360.0
+    spec = load_scenario(write(tmp_path, "s.yaml", "horizon: 1d\nstep: 1\n"))
+    assert spec.step_s == 1.0
+
+
+@pytest.mark.parametrize("stem, name", [
+    ("baseline day", "baseline_day"), ("what-if (v2)", "what-if__v2_"), ("_draft", "draft"),
+    ("main.break", "main.break"), ("été", "t_"), ("...", "scenario")])
+def test_default_name_is_a_safe_file_stem(tmp_path, stem, name):
+    spec = load_scenario(write(tmp_path, f"{stem}.yaml", "horizon: 1d\n"))
+    assert spec.name == name
+
+
+@pytest.mark.parametrize("text, value", [
+    ("5e-3", 0.005), ("1E3", 1000.0), ("1.5", 1.5), (".5", 0.5), ("-2.5e+4", -25000.0),
+    ("1e3", 1000.0), ("-.5", -0.5), ("1.", 1.0), ("12", 12), ("-3", -3), ("1_000", 1000),
+    ("7:30", "7:30"), ("1e", "1e"), ("s1e3", "s1e3"),
+])
+def test_yaml_numbers_are_read_as_in_yaml_1_2(tmp_path, text, value):
+    from twin.scenario import _parse_yaml
+    data, _ = _parse_yaml(write(tmp_path, "s.yaml", f"x: {text}\n"))
+    assert data["x"] == value and type(data["x"]) is type(value)
+
+
+def test_leak_area_in_exponent_notation(tmp_path):
+    spec = load_scenario(write(tmp_path, "s.yaml", "horizon: 1d\nevents:\n"
+                               "  - {at: 1h, type: pipe_burst, pipe: s1, leak_area_m2: 5e-3}\n"))
+    assert spec.events[0].leak_area_m2 == 0.005

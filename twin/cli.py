@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 REPO_SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 DEMO_SCENARIOS = ("baseline_day.yaml", "main_break_peak.yaml")
+
+
+def _hours(text: str) -> float:
+    """``--hours``: a finite number >= 0 (0 runs a steady state)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not math.isfinite(hours) or hours < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of hours >= 0 (0 = steady state), got {text!r}")
+    return hours
 
 
 def _bad_input(exc: Exception) -> int:
@@ -124,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = p.add_subparsers(dest="water_command", metavar="WATER_COMMAND")
     w = wsub.add_parser("simulate", help="step any EPANET .inp file through the water layer")
     w.add_argument("network", help="EPANET .inp file")
-    w.add_argument("--hours", type=float, help="simulated hours (default: the file's duration)")
+    w.add_argument("--hours", type=_hours, help="simulated hours (default: the file's duration)")
     w.add_argument("--engine", choices=("wntr", "owa"), default="wntr",
                    help="EPANET library: wntr (2.2 as in WNTR, default) or owa (2.3, faster)")
     w.add_argument("--check", action="store_true",

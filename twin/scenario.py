@@ -25,14 +25,16 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 
 import yaml
-from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError,
+                      model_validator)
 
 from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
                          ValveClosed, ValveOpened)
-from twin.scenario_fields import (Duration, ElementId, EventTime, ScenarioError, _Problem, _Spec,
-                                  _boolean, _choice, _empty_if_none, _integer, _name, _number,
+from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuration, ScenarioError,
+                                  StepDuration, _Problem, _Spec, _boolean, _choice, _crs,
+                                  _distinct, _empty_if_none, _integer, _name, _number,
                                   _quantity_names, _start_time, _text, format_duration,
-                                  parse_duration)
+                                  parse_duration, safe_name)
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
            "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
@@ -122,7 +124,7 @@ class DemandSurgeSpec(EventSpec):
     type: Literal["demand_surge"]
     factor: Annotated[float, BeforeValidator(_number(gt=0))]
     duration_s: Duration | None = Field(None, alias="duration")
-    nodes: tuple[ElementId, ...] = ()
+    nodes: Annotated[tuple[ElementId, ...], AfterValidator(_distinct("node", "nodes"))] = ()
 
     def element_refs(self) -> list[tuple[str, str, str]]:
         return [(f"nodes[{i}]", "node", node) for i, node in enumerate(self.nodes)]
@@ -161,7 +163,7 @@ class DemoCitySpec(_Spec):
     """The generated demo city."""
 
     population: Annotated[int, BeforeValidator(_integer(ge=1000, le=300_000))] = 50_000
-    seed: Annotated[int, BeforeValidator(_integer())] = 0
+    seed: Annotated[int, BeforeValidator(_integer(ge=0))] = 0
 
 
 class CitySpec(_Spec):
@@ -169,7 +171,7 @@ class CitySpec(_Spec):
 
     demo: DemoCitySpec | None = None
     inp: Path | None = None
-    crs: Annotated[str, BeforeValidator(_text)] | None = None
+    crs: Annotated[str, BeforeValidator(_crs)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +189,9 @@ class CitySpec(_Spec):
                                   or not Path(inp).is_file()):
                 raise _Problem("the path of an existing EPANET .inp file", loc=("inp",),
                                got=_short_repr(str(inp)))
+            if "demo" in data and data.get("crs") is not None:
+                raise _Problem("crs only with inp: (the demo city is in EPSG:2154)",
+                               loc=("crs",), got=_short_repr(data["crs"]), show_input=False)
         return data
 
 
@@ -230,9 +235,9 @@ class ScenarioSpec(_Spec):
     description: Annotated[str, BeforeValidator(_text)] = ""
     city: CitySpec = CitySpec(demo=DemoCitySpec())
     start: Annotated[dt.datetime, BeforeValidator(_start_time)] = DEFAULT_START
-    horizon_s: Duration = Field(alias="horizon")
-    step_s: Duration = Field(300.0, alias="step")
-    seed: Annotated[int, BeforeValidator(_integer())] = 0
+    horizon_s: HorizonDuration = Field(alias="horizon")
+    step_s: StepDuration = Field(300.0, alias="step")
+    seed: Annotated[int, BeforeValidator(_integer(ge=0))] = 0
     events: Annotated[list[AnyEventSpec], BeforeValidator(_empty_if_none([]))] = Field(
         default_factory=list)
     policies: Annotated[PoliciesSpec, BeforeValidator(_empty_if_none({}))] = PoliciesSpec()
@@ -352,13 +357,17 @@ def main_validate(path: str | os.PathLike) -> int:
 
 _INT_PATTERN = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
                           r"|[-+]?0x[0-9a-fA-F_]+)$")
-_FLOAT_PATTERN = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
-                            r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+# YAML 1.2 floats (``5e-3``, ``1E3``, ``.5``, ``-2.5e+4``): a dot or an exponent is needed,
+# so ``10`` stays an int; no base-60 (``7:30``).
+_FLOAT_PATTERN = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)"
+                            r"(?:[eE][-+]?[0-9]+)?"
+                            r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
                             r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
 class _ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader without YAML 1.1 base-60 numbers, so ``7:30`` stays text, not 450."""
+    """SafeLoader without YAML 1.1 base-60 numbers, so ``7:30`` stays text, not 450;
+    floats as in YAML 1.2, so ``5e-3`` is a number, not text."""
 
     yaml_implicit_resolvers = {
         first: [(tag, _INT_PATTERN if tag.endswith(":int") else
@@ -437,7 +446,7 @@ def _load_merged(path: Path, stack: tuple[Path, ...],
         raise ScenarioError(path, internal[0], lines[internal[0]][1],
                             f"a known field ({', '.join(ScenarioSpec.yaml_keys())})",
                             got=f"{internal[0]!r}, which only the loader sets")
-    data.setdefault("name", path.stem)
+    data.setdefault("name", safe_name(path.stem))
     city = data.get("city")
     if isinstance(city, dict) and isinstance(city.get("inp"), str):
         data["city"] = {**city, "inp": os.path.abspath(path.parent / city["inp"])}
@@ -469,6 +478,9 @@ def _merge_into(merged: dict[str, Any], over: dict[str, Any], over_lines: dict[s
                     if kind in value and other in old:
                         old = {k: v for k, v in old.items() if k != other}
                         _drop_subtree(lines, f"city.{other}")
+                if "demo" in value and "crs" not in value:   # the base's crs went with its inp
+                    old = {k: v for k, v in old.items() if k != "crs"}
+                    _drop_subtree(lines, "city.crs")
             merged[key] = dict(old)
             _merge_into(merged[key], value, over_lines, lines, path)
         elif path == "events" and isinstance(old, list) and isinstance(value, list):

@@ -162,14 +162,27 @@ def _integer(ge: int | None = None, le: int | None = None) -> Callable[[Any], in
     return check
 
 
-def _duration(positive: bool) -> Callable[[Any], float]:
+def _duration(positive: bool, whole_seconds: bool = False,
+              min_step_s: int | None = None) -> Callable[[Any], float]:
+    """A duration check; ``whole_seconds`` (and a step's ``min_step_s``) because EPANET
+    counts time in integer seconds."""
+    whole_text = (f"a step of at least {min_step_s} s in whole seconds" if min_step_s is not None
+                  else "a duration in whole seconds") + " (EPANET uses integer seconds)"
+
     def check(value: Any) -> float:
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
             raise _Problem(str(exc).removeprefix("expected ").split(", got ")[0]) from None
+        if min_step_s is not None and seconds < min_step_s:
+            raise _Problem(whole_text)
         if positive and seconds <= 0:
             raise _Problem("a duration > 0")
+        if whole_seconds or min_step_s is not None:
+            whole = round(seconds)
+            if abs(seconds - whole) > 1e-6:         # tolerate float noise only, as in '0.1h'
+                raise _Problem(whole_text)
+            seconds = float(whole)
         return seconds
     return check
 
@@ -208,10 +221,50 @@ def _text(value: Any) -> str:
     return value
 
 
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Problem("a non-empty name")
+    """A scenario name; it becomes part of file names, so no '/', '..' or spaces."""
+    if not isinstance(value, str) or not _NAME_PATTERN.fullmatch(value.strip()):
+        raise _Problem("a name of letters, digits, '.', '_' or '-' that starts with a letter "
+                       "or digit, such as 'main_break-2' (it becomes a file name)")
     return value.strip()
+
+
+def safe_name(stem: str) -> str:
+    """A valid scenario name from a file stem: bad characters become '_'."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")
+    return name or "scenario"
+
+
+def _crs(value: Any) -> str:
+    """A coordinate reference system pyproj knows (checked here, not when the run starts)."""
+    expected = "a coordinate reference system such as 'EPSG:2154' (as pyproj reads it)"
+    if not isinstance(value, str) or not value.strip():
+        raise _Problem(expected)
+    from pyproj import CRS                      # imported only when a file names a CRS
+    from pyproj.exceptions import CRSError
+    try:
+        CRS.from_user_input(value.strip())
+    except CRSError as exc:
+        reason = str(exc).rsplit("proj_create: ", 1)[-1].rstrip(")")
+        raise _Problem(expected, got=f"{value!r} ({reason})") from None
+    return value.strip()
+
+
+def _distinct(kind: str, field: str) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """Each id once: a repeated id is reported at its second occurrence."""
+    def check(ids: tuple[str, ...]) -> tuple[str, ...]:
+        first: dict[str, int] = {}
+        for i, element_id in enumerate(ids):
+            if element_id in first:
+                raise _Problem(f"each {kind} once", loc=(i,),
+                               got=f"{element_id!r} again (first as {field}[{first[element_id]}])",
+                               show_input=False)
+            first[element_id] = i
+        return ids
+    return check
 
 
 def _boolean(value: Any) -> bool:
@@ -249,6 +302,8 @@ def _empty_if_none(empty: Any) -> Callable[[Any], Any]:
 
 ElementId = Annotated[str, BeforeValidator(_element_id)]
 Duration = Annotated[float, BeforeValidator(_duration(positive=True))]
+HorizonDuration = Annotated[float, BeforeValidator(_duration(positive=True, whole_seconds=True))]
+StepDuration = Annotated[float, BeforeValidator(_duration(positive=True, min_step_s=1))]
 EventTime = Annotated[Union[float, dt.datetime], BeforeValidator(_event_time)]
 
 
