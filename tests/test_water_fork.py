@@ -73,3 +73,14 @@ def test_fork_continues_the_demo_network_with_pump_rules(tmp_path):
     wntr.network.write_inpfile(build_water_network(city), str(inp))
     ref, ours, _ = _straight_and_forked(inp, 13 * H, 36 * H)
     assert np.abs(ours.to_numpy() - ref.to_numpy()).max() < 1e-3
+
+
+def test_fork_carries_undo_actions_still_due(net3_inp):
+    """Snapshot during a pump outage and a fire flow: in the fork both end when they were due."""
+    from twin.events import FireFlow
+
+    events = [PumpOutage(time_s=2 * H, pump_id="335", duration_s=2 * H),
+              FireFlow(time_s=2 * H, node_id="123", flow_lps=50, duration_s=4 * H)]
+    ref, ours, fork_layer = _straight_and_forked(net3_inp, 3 * H, 10 * H, events=events)
+    assert np.abs(ours.to_numpy() - ref.to_numpy()).max() < 1e-3
+    assert not fork_layer._pending and not fork_layer._holds       # all ended in the fork

@@ -31,7 +31,8 @@ def test_burst_leak_flow_volume_and_flood_event(net3_inp, engine):
                    LeakStopped(time_s=10 * H, pipe_id="123")])
     twin.run(24 * H)
     p = twin.recorder.wide("water", "pressure")
-    leak_p = p["LK_123"]
+    leak_node = layer.leak_node_ids()["123"]
+    leak_p = p[leak_node]
     c = leak_coefficient_si(0.004)
     expected_lps = c * np.sqrt(leak_p.loc[6 * H:9 * H].clip(lower=0)) * 1000
     # hourly steps: volume = sum of step flows x 1 h (the leak runs 6 h..10 h)
@@ -41,7 +42,7 @@ def test_burst_leak_flow_volume_and_flood_event(net3_inp, engine):
     assert floods[0].cause_id == twin.bus.log[0].event_id
     assert floods[0].flow_lps == pytest.approx(float(expected_lps.iloc[0]), rel=1e-6)
     # the leak node's outflow shows in the recorded demand only while the leak is open
-    d = twin.recorder.wide("water", "demand")["LK_123"]
+    d = twin.recorder.wide("water", "demand")[leak_node]
     assert d.loc[7 * H] > 1 and d.loc[12 * H] == pytest.approx(0, abs=1e-6)
 
 

@@ -41,7 +41,10 @@ class PipeBurst(Event):
 
 @dataclass(frozen=True)
 class LeakStopped(Event):
+    """A repair: ends the leak on ``pipe_id`` that started at ``started_at_s``, or every
+    leak on that pipe when ``started_at_s`` is None."""
     pipe_id: str = ""
+    started_at_s: float | None = None
 
 
 @dataclass(frozen=True)

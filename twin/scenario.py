@@ -79,7 +79,7 @@ class PipeBurstSpec(EventSpec):
                                          leak_area_m2=self.leak_area_m2, position=self.position)]
         if self.duration_s is not None:
             events.append(LeakStopped(time_s=time_s + self.duration_s, source=EVENT_SOURCE,
-                                      pipe_id=self.pipe))
+                                      pipe_id=self.pipe, started_at_s=time_s))
         return events
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from typing import TYPE_CHECKING, Iterable
 
@@ -28,6 +29,7 @@ class Twin:
         self.bus = Bus()
         self.layers: dict[str, "Layer"] = {}
         self._started = False
+        self._expected: list[float] = []      # times at which something is due to change
 
     @property
     def crs(self):
@@ -46,7 +48,18 @@ class Twin:
     def schedule(self, events: Iterable[Event]) -> None:
         """Publish each event on the bus when the clock reaches its ``time_s``."""
         for event in sorted(events, key=lambda e: e.time_s):
+            self.expect(event.time_s)
             self.clock.process(self._at(event))
+
+    def expect(self, time_s: float) -> None:
+        """Note that something changes at ``time_s``: layers with engines of their own stop
+        there (a hydraulic step is cut short) instead of stepping over it."""
+        bisect.insort(self._expected, float(time_s))
+
+    def next_expected_after(self, time_s: float) -> float | None:
+        """The first noted time strictly after ``time_s``, or None."""
+        i = bisect.bisect_right(self._expected, float(time_s))
+        return self._expected[i] if i < len(self._expected) else None
 
     def _at(self, event: Event):
         delay = event.time_s - self.clock.now_s

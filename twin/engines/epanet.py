@@ -19,6 +19,7 @@ The input file is read once at open; nothing is written per step or per run.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -217,20 +218,21 @@ class EpanetProject:
         return n.value
 
     def _refresh_ids(self) -> None:
-        buf = ctypes.create_string_buffer(64)
         t = ctypes.c_int()
         self.node_ids: list[str] = []
         self.node_types = np.zeros(self.n_nodes, dtype=np.int8)
         for i in range(1, self.n_nodes + 1):
+            buf = ctypes.create_string_buffer(64)   # zeroed: a 31-character id has no NUL
             self._lib.EN_getnodeid(self._ph, i, buf)
-            self.node_ids.append(buf.value.decode())
+            self.node_ids.append(buf.value.decode(errors="replace"))
             self._lib.EN_getnodetype(self._ph, i, ctypes.byref(t))
             self.node_types[i - 1] = t.value
         self.link_ids: list[str] = []
         self.link_types = np.zeros(self.n_links, dtype=np.int8)
         for i in range(1, self.n_links + 1):
+            buf = ctypes.create_string_buffer(64)
             self._lib.EN_getlinkid(self._ph, i, buf)
-            self.link_ids.append(buf.value.decode())
+            self.link_ids.append(buf.value.decode(errors="replace"))
             self._lib.EN_getlinktype(self._ph, i, ctypes.byref(t))
             self.link_types[i - 1] = t.value
         self.node_index = {nid: i for i, nid in enumerate(self.node_ids)}
@@ -254,11 +256,12 @@ class EpanetProject:
         self._check(self._lib.EN_setoption(self._ph, what, float(value)), "set option")
 
     # -- structure edits (only before hydraulics are opened) ------------------
-    def split_pipe_for_leak(self, pipe_id: str, position: float, node_id: str) -> int:
+    def split_pipe_for_leak(self, pipe_id: str, position: float, node_id: str,
+                            link_id: str) -> int:
         """Insert junction ``node_id`` at ``position`` (0..1) along ``pipe_id``.
 
         The original pipe is shortened to end at the new node and a new pipe
-        ``<pipe_id>_B`` carries on to the old end node, so the pipe keeps its id,
+        ``link_id`` carries on to the old end node, so the pipe keeps its id,
         index and flow direction. Returns the new node's 0-based index.
         """
         if self._hyd_open:
@@ -274,16 +277,19 @@ class EpanetProject:
         e1, e2 = ctypes.c_double(), ctypes.c_double()
         self._lib.EN_getnodevalue(self._ph, n1.value, ELEVATION, ctypes.byref(e1))
         self._lib.EN_getnodevalue(self._ph, n2.value, ELEVATION, ctypes.byref(e2))
-        end_id = self.node_ids[n2.value - 1]
+        start_id, end_id = self.node_ids[n1.value - 1], self.node_ids[n2.value - 1]
         new = ctypes.c_int()
         self._check(self._lib.EN_addnode(self._ph, node_id.encode(), JUNCTION, ctypes.byref(new)),
                     f"adding leak node {node_id}")
         self._lib.EN_setnodevalue(self._ph, new.value, ELEVATION,
                                   e1.value + position * (e2.value - e1.value))
+        # a new junction goes before tanks and reservoirs: look their indices up again
+        start = ctypes.c_int()
+        self._check(self._lib.EN_getnodeindex(self._ph, start_id.encode(), ctypes.byref(start)))
         # re-route: original pipe now ends at the new node (EN_setlinknodes keeps index and id)
-        self._check(self._lib.EN_setlinknodes(self._ph, li, n1.value, new.value), "re-route pipe")
+        self._check(self._lib.EN_setlinknodes(self._ph, li, start.value, new.value), "re-route pipe")
         link2 = ctypes.c_int()
-        self._check(self._lib.EN_addlink(self._ph, f"{pipe_id}_B".encode(), PIPE, node_id.encode(),
+        self._check(self._lib.EN_addlink(self._ph, link_id.encode(), PIPE, node_id.encode(),
                                          end_id.encode(), ctypes.byref(link2)), "adding pipe")
         length = props[LENGTH]
         self._lib.EN_setlinkvalue(self._ph, li, LENGTH, max(length * position, 0.01))
@@ -395,7 +401,7 @@ class EpanetProject:
             e = np.zeros(self.n_links)
             for k in links:
                 e[k] = self.link_value(int(k), ENERGY)
-        return e * (0.7457 if self.flow_units <= 4 else 1.0)   # US units report hp
+        return e            # EN_ENERGY is in kW whatever the flow units
 
     def node_value(self, node: int, prop: int) -> float:
         v = ctypes.c_double()
@@ -505,6 +511,25 @@ class EpanetProject:
                         # EN_R_IS_CLOSED = 2; a setting of -1 means "status only"
                         self._check(setter(ph, r, a, lidx.value, 2, -1.0), "closing a rule's link")
         return saved
+
+    def last_timed_control(self, saved: list[tuple], since_s: float, now_s: float) -> float | None:
+        """Setting of the latest timer or time-of-day control among ``saved`` (as returned by
+        :meth:`force_link_closed`) that fell due in (``since_s``, ``now_s``], or None."""
+        start = self.time_param(STARTTIME)
+        latest, setting = -math.inf, None
+        for item in saved:
+            if item[0] != "control":
+                continue
+            _, _, ctype, _, value, _, level = item
+            if ctype == TIMER:
+                due = level
+            elif ctype == TIMEOFDAY:
+                due = now_s - ((now_s + start - level) % 86400)
+            else:
+                continue
+            if since_s <= due <= now_s and due > latest:
+                latest, setting = due, value
+        return setting
 
     def restore_link_controls(self, saved: list[tuple]) -> None:
         """Undo :meth:`force_link_closed`."""

@@ -40,8 +40,13 @@ def leak_coefficient_si(area_m2: float, discharge_coeff: float = 0.75) -> float:
     return discharge_coeff * area_m2 * math.sqrt(2 * G)
 
 
-def leak_node_id(pipe_id: str) -> str:
-    return f"LK_{pipe_id}"[:31]
+def _fresh_id(taken: dict, wanted: str) -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3``... whichever the network does not use yet."""
+    candidate, i = wanted, 1
+    while candidate in taken:
+        i += 1
+        candidate = f"{wanted}_{i}"
+    return candidate
 
 
 @dataclass
@@ -55,6 +60,16 @@ class _Leak:
     volume_m3: float = 0.0
     peak_lps: float = 0.0
     announced: bool = False
+
+
+@dataclass
+class _Hold:
+    """A link held closed: what it was before, since when, the controls overridden."""
+    status: float
+    setting: float
+    since_s: float
+    controls: list
+    count: int = 0
 
 
 @dataclass
@@ -117,12 +132,17 @@ class WaterLayer(Layer):
         self.engine: en.EpanetProject | None = None
         self.twin: "Twin | None" = None
         self.source_path: str | None = None
-        self.leaks: dict[str, _Leak] = {}
+        self.leaks: dict[tuple[str, float], _Leak] = {}    # (pipe, start time) -> leak
         self.stats = _Stats()
-        self._saved_links: dict[int, tuple[float, float]] = {}
-        self._fire: dict[int, int] = {}
-        self._disabled_controls: dict[int, list[tuple]] = {}    # pump -> overridden controls
         self.closed_leaks: list[_Leak] = []
+        self._base_emitter: dict[int, float] = {}       # node -> the model's own emitter
+        self._split: dict[str, tuple[int, int]] = {}    # pipe -> (leak node, second half)
+        self._inserted_nodes: set[int] = set()
+        self._holds: dict[int, _Hold] = {}              # link -> held closed
+        self._throttled: dict[int, float] = {}          # link -> its own minor loss
+        self._fire_category: dict[int, int] = {}        # node -> its fire demand category
+        self._fire_lps: dict[int, float] = {}
+        self._pending: list[tuple] = []                 # (due_s, action, args)
         self._stale_emitters: set[int] = set()
         self._surged_nodes: set[str] = set()
 
@@ -173,9 +193,14 @@ class WaterLayer(Layer):
             shutil.rmtree(tmp, ignore_errors=True)
         eng = self.engine
         for pipe_id, position in self.planned_bursts:
-            if pipe_id not in eng.link_index or leak_node_id(pipe_id) in eng.node_index:
-                continue
-            eng.split_pipe_for_leak(pipe_id, float(position), leak_node_id(pipe_id))
+            k = eng.link_index.get(pipe_id)
+            if k is None or pipe_id in self._split or eng.link_types[k] not in (en.CVPIPE, en.PIPE):
+                continue            # unknown ids and non-pipes are refused when the event comes
+            n = len(self._split) + 1
+            node_id, link_id = _fresh_id(eng.node_index, f"LK{n}"), _fresh_id(eng.link_index, f"LKB{n}")
+            eng.split_pipe_for_leak(pipe_id, float(position), node_id, link_id)
+            self._split[pipe_id] = (eng.node_index[node_id], eng.link_index[link_id])
+        self._inserted_nodes = {node for node, _ in self._split.values()}
         if self.horizon_s is not None:
             eng.set_time_param(en.DURATION, int(self.horizon_s))
         report_step = self.report_step_s or self.hydraulic_step_s
@@ -189,31 +214,41 @@ class WaterLayer(Layer):
         self.report_start = eng.time_param(en.REPORTSTART)
         self.duration_s = eng.time_param(en.DURATION)
         # consumers' junctions: the leak nodes we inserted are holes in pipes, not customers
-        inserted = {eng.node_index[leak_node_id(p)] for p, _ in self.planned_bursts
-                    if leak_node_id(p) in eng.node_index}
         self.junctions = np.array([k for k in np.flatnonzero(eng.node_types == en.JUNCTION)
-                                   if k not in inserted], dtype=int)
+                                   if k not in self._inserted_nodes], dtype=int)
         self.tanks = np.flatnonzero(eng.node_types == en.TANK)
         self.pumps = np.flatnonzero(eng.link_types == en.PUMP)
+        halves = {eng.link_ids[b] for _, b in self._split.values()}
         self.pipe_ids = {lid for lid, t in zip(eng.link_ids, eng.link_types)
-                         if t in (en.CVPIPE, en.PIPE)}
+                         if t in (en.CVPIPE, en.PIPE) and lid not in halves}
+        self.junction_ids = {eng.node_ids[k] for k in self.junctions}
         self.pda = getattr(self.wn.options.hydraulic, "demand_model", "DDA") in ("PDA", "PDD")
+
+    def leak_node_ids(self) -> dict[str, str]:
+        """Pipe id -> id of the junction inserted in it for a planned burst."""
+        return {pipe: self.engine.node_ids[node] for pipe, (node, _) in self._split.items()}
 
     def check_event(self, event: Event) -> list[str]:
         eng = self.engine
-        refs: list[tuple[str, str, dict]] = []
+        refs: list[tuple[str, str, set | dict]] = []
+        problems: list[str] = []
         if isinstance(event, (PipeBurst, LeakStopped)):
             refs.append(("pipe", event.pipe_id, self.pipe_ids))
+            exponent = eng.option(en.EMITEXPON)
+            if isinstance(event, PipeBurst) and abs(exponent - 0.5) > 1e-6:
+                problems.append(f"a leak is an orifice (emitter exponent 0.5) but this network "
+                                f"sets the emitter exponent to {exponent:g}")
         elif isinstance(event, (ValveClosed, ValveOpened)):
             refs.append(("link", event.link_id, eng.link_index))
         elif isinstance(event, PumpOutage):
-            refs.append(("pump", event.pump_id, {eng.link_ids[i]: i for i in self.pumps}))
+            refs.append(("pump", event.pump_id, {eng.link_ids[i] for i in self.pumps}))
         elif isinstance(event, FireFlow):
-            refs.append(("node", event.node_id, eng.node_index))
+            refs.append(("junction", event.node_id, self.junction_ids))
         elif isinstance(event, DemandSurge):
-            refs.extend(("node", n, eng.node_index) for n in event.nodes)
-        return [f"unknown {kind} {eid!r} in the water network" for kind, eid, known in refs
-                if eid not in known]
+            refs.extend(("junction", n, self.junction_ids) for n in event.nodes)
+        problems += [f"unknown {kind} {eid!r} in the water network" for kind, eid, known in refs
+                     if eid not in known]
+        return problems
 
     # ------------------------------------------------------------------ step
     def start(self, twin: "Twin") -> None:
@@ -221,14 +256,26 @@ class WaterLayer(Layer):
                     FireFlow):
             twin.bus.subscribe(cls, self.apply)
         self.engine.open_hydraulics()
+        for item in getattr(self, "_restored_pending", []):
+            self._pending.append(item)
+            twin.expect(item[0])
+            twin.clock.process(self._run_pending(item))
         twin.clock.process(self._process())
 
     def _process(self):
         eng, clock = self.engine, self.twin.clock
+        hydstep = eng.time_param(en.HYDSTEP)
         while True:
             t = eng.run()
             self._observe(t)
+            # an event due before the next hydraulic time: stop there, not after it
+            due = self.twin.next_expected_after(clock.now_s)
+            cut = due is not None and 0 < due - clock.now_s < hydstep
+            if cut:
+                eng.set_time_param(en.HYDSTEP, max(int(round(due - clock.now_s)), 1))
             dt = eng.next()
+            if cut:
+                eng.set_time_param(en.HYDSTEP, hydstep)
             if dt <= 0:
                 return
             self._integrate(dt)
@@ -247,9 +294,9 @@ class WaterLayer(Layer):
         self._deficit = eng.demand_deficits_lps() if self.pda else None
         self._leak_now = {}
         leak_at_node = np.zeros(eng.n_nodes)
-        for leak in self.leaks.values():
+        for key, leak in self.leaks.items():
             q = self._leak_flow_lps(leak)
-            self._leak_now[leak.pipe_id] = q
+            self._leak_now[key] = q
             leak_at_node[leak.node] += q
             leak.peak_lps = max(leak.peak_lps, q)
             if not leak.announced and q > 0:
@@ -263,6 +310,10 @@ class WaterLayer(Layer):
         demanding = self._consumer > 1e-9
         if self.pda and self._deficit is not None:
             demanding |= self._deficit[j] > 1e-9
+        for k in self.tanks:
+            tid, level = eng.node_ids[k], float(self._p[k])
+            st.tank_min_m[tid] = min(st.tank_min_m.get(tid, math.inf), level)
+            st.tank_max_m[tid] = max(st.tank_max_m.get(tid, -math.inf), level)
         below = demanding & (pj < self.service_pressure_m)
         st.max_nodes_below = max(st.max_nodes_below, int(below.sum()))
         self._below = int(below.sum())
@@ -289,15 +340,10 @@ class WaterLayer(Layer):
         st.deficit_node_hours += self._below * hours
         if self._e is not None:
             st.energy_kwh += float(self._e[self.pumps].sum()) * hours
-        for pipe_id, q in self._leak_now.items():
+        for key, q in self._leak_now.items():
             vol = q * dt / 1000.0
             st.leak_volume_m3 += vol
-            self.leaks[pipe_id].volume_m3 += vol
-        for k in self.tanks:
-            tid = self.engine.node_ids[k]
-            level = float(self._p[k])
-            st.tank_min_m[tid] = min(st.tank_min_m.get(tid, math.inf), level)
-            st.tank_max_m[tid] = max(st.tank_max_m.get(tid, -math.inf), level)
+            self.leaks[key].volume_m3 += vol
 
     def _record(self, t: int) -> None:
         rec, eng = self.twin.recorder, self.engine
@@ -332,51 +378,54 @@ class WaterLayer(Layer):
                    FireFlow: self._fire_flow}[type(event)]
         handler(event)
 
+    # leaks: one orifice per burst; a node's emitter is its own plus its open leaks'
     def _burst(self, ev: PipeBurst) -> None:
         eng = self.engine
-        coeff = leak_coefficient_si(ev.leak_area_m2, ev.discharge_coeff)
-        split_id = leak_node_id(ev.pipe_id)
-        if split_id in eng.node_index:
-            node, split = eng.node_index[split_id], True
+        if ev.pipe_id in self._split:
+            node, split = self._split[ev.pipe_id][0], True
         else:   # not planned: the nearer end node carries the leak
             link = self.wn.get_link(ev.pipe_id)
             end = link.start_node_name if ev.position <= 0.5 else link.end_node_name
             node, split = eng.node_index[end], False
-        base = eng.node_value(node, en.EMITTER)
-        leak = _Leak(ev.pipe_id, node, coeff, ev, split, base_emitter=base)
-        if ev.pipe_id in self.leaks:   # a second burst on the same pipe enlarges the hole
-            old = self.leaks[ev.pipe_id]
-            leak.coeff_si += old.coeff_si
-            leak.base_emitter = old.base_emitter
-            leak.volume_m3, leak.peak_lps = old.volume_m3, old.peak_lps
-        self.leaks[ev.pipe_id] = leak
-        self._stale_emitters.discard(node)
-        self._set_emitter(leak)
-
-    def _set_emitter(self, leak: _Leak) -> None:
-        eng = self.engine
-        # existing emitter (model units) plus the leak's orifice, converted to model units
-        eng.set_emitter_si(leak.node, leak.coeff_si)
-        if leak.base_emitter:
-            added = eng.node_value(leak.node, en.EMITTER)
-            eng.set_node_value(leak.node, en.EMITTER, added + leak.base_emitter)
+        if node not in self._base_emitter:
+            self._base_emitter[node] = eng.node_value(node, en.EMITTER)
+        leak = _Leak(ev.pipe_id, node, leak_coefficient_si(ev.leak_area_m2, ev.discharge_coeff),
+                     ev, split, base_emitter=self._base_emitter[node])
+        self.leaks[(ev.pipe_id, float(ev.time_s))] = leak
+        self._refresh_emitter(node)
 
     def _stop_leak(self, ev: LeakStopped) -> None:
-        leak = self.leaks.get(ev.pipe_id)
-        if leak is None:
+        keys = [key for key in self.leaks if key[0] == ev.pipe_id
+                and (ev.started_at_s is None or key[1] == float(ev.started_at_s))]
+        nodes = set()
+        for key in keys:
+            leak = self.leaks.pop(key)
+            self.closed_leaks.append(leak)
+            nodes.add(leak.node)
+        for node in nodes:
+            self._refresh_emitter(node)
+
+    def _refresh_emitter(self, node: int) -> None:
+        """Emitter of ``node`` = its own (from the model) + the orifices of its open leaks."""
+        eng = self.engine
+        base = self._base_emitter.get(node, 0.0)
+        open_si = sum(lk.coeff_si for lk in self.leaks.values() if lk.node == node)
+        if open_si > 0:
+            self._stale_emitters.discard(node)
+            eng.set_emitter_si(node, open_si)
+            if base:
+                eng.set_node_value(node, en.EMITTER, eng.node_value(node, en.EMITTER) + base)
             return
         # EPANET stops updating the emitter flow of a node whose coefficient becomes 0 and
         # keeps reporting the last value in its demand (not in its hydraulics). Such nodes'
         # demand is read as consumer demand (EPANET 2.3) or as zero for a leak node of our
         # own, which has no consumers (2.2). On 2.2 an end node that has consumers keeps a
         # negligible coefficient instead (a residual of hundredths of a litre per second).
-        if leak.base_emitter == 0 and (self.engine.has_arrays or leak.split):
-            self.engine.set_node_value(leak.node, en.EMITTER, 0.0)
-            self._stale_emitters.add(leak.node)
+        if base == 0 and (eng.has_arrays or node in self._inserted_nodes):
+            eng.set_node_value(node, en.EMITTER, 0.0)
+            self._stale_emitters.add(node)
         else:
-            self.engine.set_node_value(leak.node, en.EMITTER, max(leak.base_emitter, 1e-12))
-        self.closed_leaks.append(leak)
-        del self.leaks[ev.pipe_id]
+            eng.set_node_value(node, en.EMITTER, max(base, 1e-12))
 
     def _announce_flood(self, leak: _Leak, flow_lps: float) -> None:
         x, y = self._leak_xy(leak)
@@ -398,70 +447,123 @@ class WaterLayer(Layer):
         f = ev.position
         return float(x1 + f * (x2 - x1)), float(y1 + f * (y2 - y1))
 
+    # closures and outages: held closed against controls and rules, counted, then released
+    def _links_of(self, link_id: str) -> list[int]:
+        """The engine links of ``link_id``: both halves of a pipe split for a leak."""
+        k = self.engine.link_index[link_id]
+        partner = self._split.get(link_id)
+        return [k] if partner is None else [k, partner[1]]
+
+    def _hold_closed(self, k: int) -> None:
+        eng = self.engine
+        hold = self._holds.get(k)
+        if hold is None:
+            hold = self._holds[k] = _Hold(status=eng.link_value(k, en.STATUS),
+                                          setting=eng.link_value(k, en.SETTING),
+                                          since_s=self.twin.clock.now_s,
+                                          controls=eng.force_link_closed(k))
+        hold.count += 1
+        eng.set_link_value(k, en.STATUS, 0)
+
+    def _release(self, k: int) -> None:
+        hold = self._holds.get(k)
+        if hold is None:
+            return
+        hold.count -= 1
+        if hold.count > 0:
+            return
+        del self._holds[k]
+        eng = self.engine
+        eng.restore_link_controls(hold.controls)
+        status, setting = hold.status, hold.setting
+        replay = eng.last_timed_control(hold.controls, hold.since_s, self.twin.clock.now_s)
+        if replay is not None:       # a timed control fell due while the link was held
+            status, setting = (0, setting) if replay == 0 else (1, replay)
+        if int(eng.link_types[k]) >= en.PRV:
+            if status:               # a control valve goes back to regulating at its setting
+                eng.set_link_value(k, en.SETTING, setting)
+            else:
+                eng.set_link_value(k, en.STATUS, 0)
+        else:
+            eng.set_link_value(k, en.STATUS, 1 if status else 0)
+            if status and int(eng.link_types[k]) == en.PUMP and setting > 0:
+                eng.set_link_value(k, en.SETTING, setting)
+
     def _close_link(self, ev: ValveClosed) -> None:
         eng = self.engine
-        k = eng.link_index[ev.link_id]
-        if k not in self._saved_links:
-            self._saved_links[k] = (eng.link_value(k, en.STATUS), eng.link_value(k, en.MINORLOSS))
-        if ev.setting <= 0:
-            eng.set_link_value(k, en.STATUS, 0)
-        else:   # partly open: an orifice of relative opening s adds K = 1/s^2 - 1
-            status, minor = self._saved_links[k]
-            eng.set_link_value(k, en.MINORLOSS, minor + (1.0 / ev.setting ** 2 - 1.0))
+        for k in self._links_of(ev.link_id):
+            if ev.setting <= 0:   # until a ValveOpened for this link
+                self._hold_closed(k)
+            else:   # partly open: an orifice of relative opening s adds K = 1/s^2 - 1
+                minor = self._throttled.setdefault(k, eng.link_value(k, en.MINORLOSS))
+                eng.set_link_value(k, en.MINORLOSS, minor + (1.0 / ev.setting ** 2 - 1.0))
 
     def _open_link(self, ev: ValveOpened) -> None:
+        for k in self._links_of(ev.link_id):
+            if k in self._throttled:
+                self._unthrottle(k)
+            else:
+                self._release(k)
+
+    def _unthrottle(self, k: int) -> None:
         eng = self.engine
-        k = eng.link_index[ev.link_id]
-        saved = self._saved_links.pop(k, None)
-        if saved is not None:
-            status, minor = saved
-            if eng.link_value(k, en.MINORLOSS) != minor:
-                # EPANET 2.2 refuses a minor loss of exactly 0 (error 211): 1e-12 is none
-                eng.set_link_value(k, en.MINORLOSS, minor if minor > 0 or eng.has_arrays else 1e-12)
-            eng.set_link_value(k, en.STATUS, 1 if status else 0)
+        minor = self._throttled.pop(k, None)
+        if minor is not None:
+            # EPANET 2.2 refuses a minor loss of exactly 0 (error 211): 1e-12 is none
+            eng.set_link_value(k, en.MINORLOSS, minor if minor > 0 or eng.has_arrays else 1e-12)
 
     def _pump_outage(self, ev: PumpOutage) -> None:
-        eng = self.engine
-        k = eng.link_index[ev.pump_id]
-        if k not in self._disabled_controls:
-            self._disabled_controls[k] = eng.force_link_closed(k)
-        eng.set_link_value(k, en.STATUS, 0)
-        if ev.duration_s:
-            self.twin.clock.process(self._later(ev.duration_s, self._pump_back, k))
+        k = self.engine.link_index[ev.pump_id]
+        self._hold_closed(k)
+        self._until(ev.duration_s, "release", k)
 
-    def _pump_back(self, k: int) -> None:
-        eng = self.engine
-        eng.restore_link_controls(self._disabled_controls.pop(k, []))
-        eng.set_link_value(k, en.STATUS, 1)
-
+    # demands
     def _demand_surge(self, ev: DemandSurge) -> None:
+        self._scale_demands(ev.factor, ev.nodes)
+        self._until(ev.duration_s, "scale", 1.0 / ev.factor, ev.nodes)
+
+    def _scale_demands(self, factor: float, nodes: tuple[str, ...]) -> None:
         eng = self.engine
-        if not ev.nodes:
-            eng.set_option(en.DEMANDMULT, eng.option(en.DEMANDMULT) * ev.factor)
-        else:
-            for nid in ev.nodes:
-                self._surged_nodes.add(nid)
-                n = eng.node_index[nid]
-                for c in range(1, eng.num_demands(n) + 1):
-                    eng.set_demand_category(n, c, eng.base_demand(n, c) * ev.factor)
-        if ev.duration_s:
-            undo = DemandSurge(time_s=ev.time_s + ev.duration_s, source=self.name,
-                               factor=1.0 / ev.factor, nodes=ev.nodes)
-            self.twin.clock.process(self._later(ev.duration_s, self._demand_surge, undo))
+        if not nodes:
+            eng.set_option(en.DEMANDMULT, eng.option(en.DEMANDMULT) * factor)
+            return
+        for nid in dict.fromkeys(nodes):
+            self._surged_nodes.add(nid)
+            n = eng.node_index[nid]
+            fire = self._fire_category.get(n)
+            for c in range(1, eng.num_demands(n) + 1):
+                if c != fire:        # the consumers' demands, not a fire flow
+                    eng.set_demand_category(n, c, eng.base_demand(n, c) * factor)
 
     def _fire_flow(self, ev: FireFlow) -> None:
-        eng = self.engine
-        n = eng.node_index[ev.node_id]
-        if n not in self._fire:
-            eng.add_constant_demand(n, "fire")
-            self._fire[n] = eng.num_demands(n)
-        cat = self._fire[n]
-        eng.set_demand_category(n, cat, ev.flow_lps)
-        self.twin.clock.process(self._later(ev.duration_s, eng.set_demand_category, n, cat, 0.0))
+        self._add_fire(self.engine.node_index[ev.node_id], ev.flow_lps)
+        self._until(ev.duration_s, "fire", self.engine.node_index[ev.node_id], -ev.flow_lps)
 
-    def _later(self, delay_s: float, fn, *args):
-        yield self.twin.clock.timeout(delay_s)
-        fn(*args)
+    def _add_fire(self, n: int, flow_lps: float) -> None:
+        eng = self.engine
+        if n not in self._fire_category:
+            eng.add_constant_demand(n, "fire")
+            self._fire_category[n] = eng.num_demands(n)
+        self._fire_lps[n] = max(self._fire_lps.get(n, 0.0) + flow_lps, 0.0)
+        eng.set_demand_category(n, self._fire_category[n], self._fire_lps[n])
+
+    # undo actions due later (kept as data, so a snapshot can carry them to a fork)
+    def _until(self, duration_s: float | None, action: str, *args) -> None:
+        if not duration_s:
+            return
+        due = self.twin.clock.now_s + float(duration_s)
+        item = (due, action, args)
+        self._pending.append(item)
+        self.twin.expect(due)
+        self.twin.clock.process(self._run_pending(item))
+
+    def _run_pending(self, item):
+        due, action, args = item
+        yield self.twin.clock.timeout(max(due - self.twin.clock.now_s, 0.0))
+        if item in self._pending:
+            self._pending.remove(item)
+            {"release": self._release, "unthrottle": self._unthrottle,
+             "scale": self._scale_demands, "fire": self._add_fire}[action](*args)
 
     # ------------------------------------------------------------------ results
     def kpis(self) -> dict[str, float]:
@@ -487,39 +589,54 @@ class WaterLayer(Layer):
         return network_frames(self.wn, self.crs)
 
     def snapshot(self) -> dict[str, Any]:
-        """What a fork needs to continue from now: time, tank levels, link states, incidents.
+        """What a fork needs to continue from now: time, tank levels, link states, incidents
+        and the undo actions still due (ends of outages, closures, surges, fire flows).
 
         Plain data (ids, numbers, event objects): it can be pickled and sent to another
-        process, where a layer built from the same model calls :meth:`restore`.
+        process, where a layer built from the same model with the same ``planned_bursts``
+        calls :meth:`restore`.
         """
         eng = self.engine
-        status = eng.link_status()
-        setting = eng.link_settings()
+        now = eng.time_s
+        status, setting = eng.link_status(), eng.link_settings()
+        ids = eng.link_ids
         return {
-            "time_s": int(eng.time_s),
+            "time_s": int(now),
+            "planned_bursts": list(self.planned_bursts),
             "tank_levels_m": {eng.node_ids[k]: float(self._p[k]) for k in self.tanks},
-            "link_status": {eng.link_ids[k]: (int(status[k]), float(setting[k]))
-                            for k in range(eng.n_links)},
+            "link_status": {ids[k]: (int(status[k]), float(setting[k])) for k in range(eng.n_links)},
             "leaks": [lk.event for lk in self.leaks.values()],
-            "closed_links": {eng.link_ids[k]: v for k, v in self._saved_links.items()},
-            "pump_outages": [eng.link_ids[k] for k in self._disabled_controls],
+            "holds": {ids[k]: (h.count, h.status, h.setting, h.since_s - now)
+                      for k, h in self._holds.items()},
+            "throttled": {ids[k]: (minor, eng.link_value(k, en.MINORLOSS))
+                          for k, minor in self._throttled.items()},
             "demand_multiplier": eng.option(en.DEMANDMULT),
-            "node_demands_lps": {nid: [eng.base_demand(eng.node_index[nid], c)
-                                       for c in range(1, eng.num_demands(eng.node_index[nid]) + 1)]
+            "node_demands_lps": {nid: self._consumer_categories(eng.node_index[nid])
                                  for nid in self._surged_nodes},
+            "fire_lps": {eng.node_ids[n]: q for n, q in self._fire_lps.items() if q > 0},
+            "pending": [(due - now, action, args) for due, action, args in self._pending],
         }
+
+    def _consumer_categories(self, n: int) -> list[float]:
+        eng = self.engine
+        fire = self._fire_category.get(n)
+        return [eng.base_demand(n, c) for c in range(1, eng.num_demands(n) + 1) if c != fire]
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (a :meth:`snapshot` of a layer built from the same model).
 
         Call after ``build`` and before the run starts. Patterns, time-of-day controls and
         one-shot timer controls are shifted so the engine's time 0 is the snapshot's time;
-        tanks start at their levels, links in their states, leaks and outages go on.
+        tanks start at their levels, links in their states; leaks, closures, outages, surges
+        and fire flows go on and end when they were due to.
         Rules with a SYSTEM TIME / CLOCKTIME premise are not shifted.
         """
         eng = self.engine
         if eng is None or getattr(eng, "_hyd_open", False):
             raise RuntimeError("restore() goes between build and the start of the run")
+        if list(state.get("planned_bursts", [])) != list(self.planned_bursts):
+            raise ValueError("restore(): build the fork with the snapshot's planned_bursts "
+                             f"({state.get('planned_bursts')}), got {self.planned_bursts}")
         offset = int(state["time_s"])
         eng.shift_time(offset)
         for tid, level in state["tank_levels_m"].items():
@@ -534,13 +651,21 @@ class WaterLayer(Layer):
             for c, q in enumerate(demands, start=1):
                 eng.set_demand_category(n, c, q)
             self._surged_nodes.add(nid)
-        for lid, saved in state["closed_links"].items():
-            self._saved_links[eng.link_index[lid]] = tuple(saved)
-        for pump in state["pump_outages"]:
-            k = eng.link_index[pump]
-            self._disabled_controls[k] = eng.force_link_closed(k)
+        for nid, q in state.get("fire_lps", {}).items():
+            self._add_fire(eng.node_index[nid], q)
+        for lid, (own_minor, current) in state.get("throttled", {}).items():
+            k = eng.link_index[lid]
+            self._throttled[k] = own_minor
+            eng.set_link_value(k, en.MINORLOSS, current)
+        for lid, (count, status, setting, since) in state.get("holds", {}).items():
+            k = eng.link_index[lid]
+            self._holds[k] = _Hold(status=status, setting=setting, since_s=since,
+                                   controls=eng.force_link_closed(k), count=count)
+            eng.set_initial_link_state(k, 0, setting)
         for event in state["leaks"]:
             self._burst(event)
+        self._restored_pending = [(max(due, 0.0), action, args)
+                                  for due, action, args in state.get("pending", [])]
         self.restored_from_s = offset
 
     def close(self) -> None:
