@@ -1,0 +1,1 @@
+"""Calibration of twin parameters against measurements (issue 8: not built yet). Uses `twin`."""

@@ -1,0 +1,1 @@
+"""Live bridge: sensor data into a shadow twin (issue 3: not built yet). Uses `twin`."""
