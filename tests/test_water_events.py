@@ -228,3 +228,132 @@ events:
     p = res.wide("water", "demand")
     node = [c for c in p.columns if c.startswith("LK")][0]
     assert p.loc[4 * H, node] > 1 and p.loc[5.5 * H, node] == pytest.approx(0, abs=1e-6)
+
+
+# --- second review -------------------------------------------------------------------------
+def test_throttle_then_close_then_open_reopens(net3_inp):
+    base, _ = _run(net3_inp, horizon=5 * H)
+    twin, layer = _run(net3_inp, [ValveClosed(time_s=H, link_id="101", setting=0.5),
+                                  ValveClosed(time_s=2 * H, link_id="101"),
+                                  ValveOpened(time_s=3 * H, link_id="101")], horizon=5 * H)
+    q0, q = (t.recorder.wide("water", "flow")["101"].abs() for t in (base, twin))
+    assert q.loc[2 * H] == pytest.approx(0, abs=1e-6)
+    assert q.loc[4 * H] == pytest.approx(q0.loc[4 * H], rel=0.05)
+    assert not layer._holds and not layer._throttled
+
+
+TCV_NET = """[JUNCTIONS]
+ J1 0 0
+ J2 0 5
+[RESERVOIRS]
+ R1 50
+[PIPES]
+ P1 R1 J1 100 200 100 0 Open
+[VALVES]
+ V1 J1 J2 200 TCV 5 0
+[CONTROLS]
+ LINK V1 20 AT TIME 2
+[OPTIONS]
+ Units LPS
+[TIMES]
+ Duration 4:00
+[END]
+"""
+
+
+def test_a_held_valve_stays_closed_when_its_setting_control_fires(tmp_path):
+    inp = tmp_path / "tcv.inp"
+    inp.write_text(TCV_NET)
+    twin, _ = _run(inp, [ValveClosed(time_s=H, link_id="V1")], horizon=4 * H)
+    q = twin.recorder.wide("water", "flow")["V1"]
+    assert q.loc[0] > 1 and q.loc[H:].abs().max() < 1e-6     # the 2 h control does not open it
+
+
+def test_a_fixed_open_prv_is_open_again_after_a_closure(tmp_path, ltown_inp):
+    from wntr.network import LinkStatus
+
+    wn = load_inp(ltown_inp)
+    wn.get_link("PRV-1").initial_status = LinkStatus.Open
+    inp = tmp_path / "open_prv.inp"
+    wntr.network.write_inpfile(wn, str(inp))
+    base, _ = _run(inp, horizon=5 * H)
+    twin, _ = _run(inp, [ValveClosed(time_s=H, link_id="PRV-1"),
+                         ValveOpened(time_s=2 * H, link_id="PRV-1")], horizon=5 * H)
+    p0, p = (t.recorder.wide("water", "pressure") for t in (base, twin))
+    assert (p.loc[4 * H] - p0.loc[4 * H]).abs().max() < 0.05
+
+
+def test_fork_during_an_outage_keeps_a_timer_control_that_fell_due(net3_inp):
+    from tests.test_water_fork import _straight_and_forked
+
+    events = [PumpOutage(time_s=0.5 * H, pump_id="10", duration_s=2.5 * H)]
+    ref, ours, _ = _straight_and_forked(net3_inp, 2 * H, 8 * H, events=events)
+    assert np.abs(ours.to_numpy() - ref.to_numpy()).max() < 1e-3
+
+
+def test_refused_closures_and_throttles(tmp_path, ltown_inp, net3_inp):
+    wn = load_inp(net3_inp)
+    wn.get_link("101").check_valve = True
+    cv_inp = tmp_path / "cv.inp"
+    wntr.network.write_inpfile(wn, str(cv_inp))
+    _, layer = _run(cv_inp, horizon=H)
+    problems = layer.check_event(ValveClosed(time_s=0, link_id="101"))
+    assert problems and "check valve" in problems[0]
+    assert "only pipes can be throttled" in layer.check_event(
+        ValveClosed(time_s=0, link_id="335", setting=0.1))[0]
+    assert "factor > 0" in layer.check_event(DemandSurge(time_s=0, factor=0.0))[0]
+
+
+def test_burst_beside_a_tank_leaks_at_the_junction_end(net3_inp):
+    wn = load_inp(net3_inp)
+    tank_pipe = next(n for n, link in wn.pipes() if link.start_node_name == "1"
+                     or link.end_node_name == "1")
+    link = wn.get_link(tank_pipe)
+    near_tank = 0.0 if link.start_node_name == "1" else 1.0
+    junction = link.end_node_name if near_tank == 0.0 else link.start_node_name
+    base, _ = _run(net3_inp, horizon=3 * H)
+    twin, layer = _run(net3_inp, [PipeBurst(time_s=H, pipe_id=tank_pipe, leak_area_m2=0.002,
+                                            position=near_tank)], horizon=3 * H)
+    d0, d = (t.recorder.wide("water", "demand")[junction] for t in (base, twin))
+    assert d.loc[2 * H] > d0.loc[2 * H] + 5                 # the junction end leaks
+    assert layer.kpis()["leak_volume_m3"] > 0
+
+
+def test_a_planned_split_changes_nothing_until_the_burst(net3_inp):
+    wn = load_inp(net3_inp)
+    wn.get_link("101").minor_loss = 50.0
+    base = Twin()
+    base.add_layer(WaterLayer(wn, horizon_s=4 * H, record=("pressure",)))
+    base.run(4 * H)
+    split = Twin()
+    split.add_layer(WaterLayer(wn, horizon_s=4 * H, record=("pressure",),
+                               planned_bursts=[("101", 0.5)]))
+    split.run(4 * H)
+    p0, p = (t.recorder.wide("water", "pressure") for t in (base, split))
+    assert np.abs(p[p0.columns].to_numpy() - p0.to_numpy()).max() < 1e-3
+
+
+def test_an_all_node_surge_leaves_fire_flows_alone(net3_inp):
+    base, _ = _run(net3_inp, [DemandSurge(time_s=H, factor=2.0)], horizon=3 * H)
+    twin, _ = _run(net3_inp, [DemandSurge(time_s=H, factor=2.0),
+                              FireFlow(time_s=H, node_id="123", flow_lps=30, duration_s=H)],
+                   horizon=3 * H)
+    d0, d = (t.recorder.wide("water", "demand")["123"] for t in (base, twin))
+    assert d.loc[H] - d0.loc[H] == pytest.approx(30, rel=1e-6)
+
+
+def test_an_event_scheduled_during_the_run_is_applied_on_time(net3_inp):
+    twin = Twin()
+    twin.add_layer(WaterLayer(load_inp(net3_inp), horizon_s=4 * H, record=("flow",)))
+    twin.run(H)
+    twin.schedule([PumpOutage(time_s=2 * H, pump_id="335")])
+    twin.run(4 * H)
+    assert twin.recorder.wide("water", "flow").loc[2 * H, "335"] == pytest.approx(0, abs=1e-6)
+
+
+def test_a_zero_duration_ends_at_once(net3_inp):
+    base, _ = _run(net3_inp, horizon=3 * H)
+    twin, _ = _run(net3_inp, [FireFlow(time_s=H, node_id="123", flow_lps=30, duration_s=0)],
+                   horizon=3 * H)
+    d0, d = (t.recorder.wide("water", "demand")["123"] for t in (base, twin))
+    assert d.loc[2 * H] == pytest.approx(d0.loc[2 * H], abs=1e-6)

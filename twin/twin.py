@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+
+import simpy.core
 from typing import TYPE_CHECKING, Iterable
 
 from twin.clock import Clock
@@ -62,9 +64,14 @@ class Twin:
         return self._expected[i] if i < len(self._expected) else None
 
     def _at(self, event: Event):
+        # URGENT: at equal times an event is published before any layer steps, even one
+        # scheduled after the run started
         delay = event.time_s - self.clock.now_s
         if delay > 0:
-            yield self.clock.timeout(delay)
+            due = self.clock.env.event()
+            due._ok, due._value = True, None
+            self.clock.env.schedule(due, priority=simpy.core.URGENT, delay=delay)
+            yield due
         self.publish(event)
 
     def check_events(self, events: Iterable[Event]) -> list[str]:

@@ -294,6 +294,8 @@ class EpanetProject:
         length = props[LENGTH]
         self._lib.EN_setlinkvalue(self._ph, li, LENGTH, max(length * position, 0.01))
         for prop, value in props.items():
+            if prop == MINORLOSS:       # fittings stay on the first half, not doubled
+                continue
             target = max(length * (1 - position), 0.01) if prop == LENGTH else value
             self._lib.EN_setlinkvalue(self._ph, link2.value, prop, target)
         self.n_nodes = self._count(NODECOUNT)
@@ -476,7 +478,7 @@ class EpanetProject:
 
     # -- controls and rules -----------------------------------------------------
     def force_link_closed(self, link: int) -> list[tuple]:
-        """Make every simple control and rule action on 0-based ``link`` close it.
+        """Suspend every simple control on 0-based ``link`` and make its rule actions close it.
 
         Returns what was changed, for :meth:`restore_link_controls`. Works the same on
         EPANET 2.2 and 2.3 (no enable flags needed).
@@ -492,8 +494,10 @@ class EpanetProject:
             if lidx.value == link + 1:
                 saved.append(("control", i, ctype.value, lidx.value, setting.value, nidx.value,
                               level.value))
-                self._check(lib.EN_setcontrol(ph, i, ctype.value, lidx.value, 0.0, nidx.value,
-                                              level.value), "closing a control's link")
+                # out of reach while held: a timer that never falls due (a setting of 0 does
+                # not close every kind of valve)
+                self._check(lib.EN_setcontrol(ph, i, TIMER, lidx.value, setting.value, 0, 1e9),
+                            "suspending a control")
         npre, nthen, nelse, prio = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_double()
         status = ctypes.c_int()
         for r in range(1, self._count(6) + 1):            # EN_RULECOUNT

@@ -225,6 +225,7 @@ class WaterLayer(Layer):
         self.pipe_ids = {lid for lid, t in zip(eng.link_ids, eng.link_types)
                          if t in (en.CVPIPE, en.PIPE) and lid not in halves}
         self.junction_ids = {eng.node_ids[k] for k in self.junctions}
+        self._consumer_junctions = set(int(k) for k in self.junctions)
         self.pda = getattr(self.wn.options.hydraulic, "demand_model", "DDA") in ("PDA", "PDD")
 
     def leak_node_ids(self) -> dict[str, str]:
@@ -241,14 +242,29 @@ class WaterLayer(Layer):
             if isinstance(event, PipeBurst) and abs(exponent - 0.5) > 1e-6:
                 problems.append(f"a leak is an orifice (emitter exponent 0.5) but this network "
                                 f"sets the emitter exponent to {exponent:g}")
+            if (isinstance(event, PipeBurst) and event.pipe_id in self.pipe_ids
+                    and event.pipe_id not in self._split
+                    and self._end_junction(event.pipe_id, event.position) is None):
+                problems.append(f"pipe {event.pipe_id!r} joins no junction to carry a leak")
         elif isinstance(event, (ValveClosed, ValveOpened)):
             refs.append(("link", event.link_id, eng.link_index))
+            k = eng.link_index.get(event.link_id)
+            kind = None if k is None else int(eng.link_types[k])
+            if isinstance(event, ValveClosed) and kind is not None:
+                if event.setting <= 0 and kind in (en.CVPIPE, en.GPV):
+                    problems.append(f"{event.link_id!r} is a check valve or general-purpose "
+                                    "valve: EPANET cannot close it by command")
+                elif 0 < event.setting < 1 and kind not in (en.PIPE, en.CVPIPE):
+                    problems.append(f"{event.link_id!r} is a pump or valve: only pipes can be "
+                                    "throttled (close it, or change the valve's setting)")
         elif isinstance(event, PumpOutage):
             refs.append(("pump", event.pump_id, {eng.link_ids[i] for i in self.pumps}))
         elif isinstance(event, FireFlow):
             refs.append(("junction", event.node_id, self.junction_ids))
         elif isinstance(event, DemandSurge):
             refs.extend(("junction", n, self.junction_ids) for n in event.nodes)
+            if not event.factor > 0:
+                problems.append(f"a demand surge needs a factor > 0, got {event.factor}")
         problems += [f"unknown {kind} {eid!r} in the water network" for kind, eid, known in refs
                      if eid not in known]
         return problems
@@ -302,7 +318,7 @@ class WaterLayer(Layer):
             self._leak_now[key] = q
             leak_at_node[leak.node] += q
             leak.peak_lps = max(leak.peak_lps, q)
-            if not leak.announced and q > 0:
+            if not leak.announced and q > 1e-3:
                 leak.announced = True
                 self._announce_flood(leak, q)
         j = self.junctions
@@ -386,10 +402,8 @@ class WaterLayer(Layer):
         eng = self.engine
         if ev.pipe_id in self._split:
             node, split = self._split[ev.pipe_id][0], True
-        else:   # not planned: the nearer end node carries the leak
-            link = self.wn.get_link(ev.pipe_id)
-            end = link.start_node_name if ev.position <= 0.5 else link.end_node_name
-            node, split = eng.node_index[end], False
+        else:   # not planned: the nearer end junction carries the leak
+            node, split = self._end_junction(ev.pipe_id, ev.position), False
         if node not in self._base_emitter:
             self._base_emitter[node] = eng.node_value(node, en.EMITTER)
         leak = _Leak(ev.pipe_id, node, leak_coefficient_si(ev.leak_area_m2, ev.discharge_coeff),
@@ -407,6 +421,18 @@ class WaterLayer(Layer):
             nodes.add(leak.node)
         for node in nodes:
             self._refresh_emitter(node)
+
+    def _end_junction(self, pipe_id: str, position: float) -> int | None:
+        """The pipe's end junction nearer ``position`` (tanks and reservoirs take no leak)."""
+        link = self.wn.get_link(pipe_id)
+        ends = [link.start_node_name, link.end_node_name]
+        if position > 0.5:
+            ends.reverse()
+        for end in ends:
+            k = self.engine.node_index[end]
+            if k in self._consumer_junctions:
+                return k
+        return None
 
     def _refresh_emitter(self, node: int) -> None:
         """Emitter of ``node`` = its own (from the model) + the orifices of its open leaks."""
@@ -478,35 +504,47 @@ class WaterLayer(Layer):
         del self._holds[k]
         eng = self.engine
         eng.restore_link_controls(hold.controls)
-        status, setting = hold.status, hold.setting
-        replay = eng.last_timed_control(hold.controls, hold.since_s, self.twin.clock.now_s)
-        if replay is not None:       # a timed control fell due while the link was held
-            status, setting = (0, setting) if replay == 0 else (1, replay)
+        status, setting = self._held_state(k, hold, self.twin.clock.now_s)
         if int(eng.link_types[k]) >= en.PRV:
-            if status:               # a control valve goes back to regulating at its setting
+            if status and setting > 0:   # a control valve regulates again at its setting
                 eng.set_link_value(k, en.SETTING, setting)
-            else:
-                eng.set_link_value(k, en.STATUS, 0)
+            else:                        # fixed open (EPANET reports setting 0) or closed
+                eng.set_link_value(k, en.STATUS, 1 if status else 0)
         else:
             eng.set_link_value(k, en.STATUS, 1 if status else 0)
             if status and int(eng.link_types[k]) == en.PUMP and setting > 0:
                 eng.set_link_value(k, en.SETTING, setting)
+
+    def _held_state(self, k: int, hold: "_Hold", now_s: float) -> tuple[float, float]:
+        """(status, setting) a held link should have at ``now_s``: as before the hold, unless
+        a timer or time-of-day control on it fell due meanwhile (replayed here). EPANET
+        reports a status control as setting 1 (open) or 0 (closed); on a valve a replayed
+        1 is read as OPEN, not as a setting of 1."""
+        status, setting = hold.status, hold.setting
+        replay = self.engine.last_timed_control(hold.controls, hold.since_s, now_s)
+        if replay is not None:
+            if replay == 0:
+                status = 0
+            elif int(self.engine.link_types[k]) >= en.PRV and replay == 1:
+                status, setting = 1, 0.0     # fixed open
+            else:
+                status, setting = 1, replay
+        return status, setting
 
     def _close_link(self, ev: ValveClosed) -> None:
         eng = self.engine
         for k in self._links_of(ev.link_id):
             if ev.setting <= 0:   # until a ValveOpened for this link
                 self._hold_closed(k)
-            else:   # partly open: an orifice of relative opening s adds K = 1/s^2 - 1
+            elif k == eng.link_index[ev.link_id]:   # one throttle for a split pipe's halves
+                # partly open: an orifice of relative opening s adds K = 1/s^2 - 1
                 minor = self._throttled.setdefault(k, eng.link_value(k, en.MINORLOSS))
                 eng.set_link_value(k, en.MINORLOSS, minor + (1.0 / ev.setting ** 2 - 1.0))
 
     def _open_link(self, ev: ValveOpened) -> None:
-        for k in self._links_of(ev.link_id):
-            if k in self._throttled:
-                self._unthrottle(k)
-            else:
-                self._release(k)
+        for k in self._links_of(ev.link_id):   # ends a throttle and a closure alike
+            self._unthrottle(k)
+            self._release(k)
 
     def _unthrottle(self, k: int) -> None:
         eng = self.engine
@@ -529,6 +567,8 @@ class WaterLayer(Layer):
         eng = self.engine
         if not nodes:
             eng.set_option(en.DEMANDMULT, eng.option(en.DEMANDMULT) * factor)
+            for n in self._fire_lps:          # the multiplier applies to every category:
+                self._set_fire_category(n)    # keep fire flows at their litres per second
             return
         for nid in dict.fromkeys(nodes):
             self._surged_nodes.add(nid)
@@ -548,11 +588,16 @@ class WaterLayer(Layer):
             eng.add_constant_demand(n, "fire")
             self._fire_category[n] = eng.num_demands(n)
         self._fire_lps[n] = max(self._fire_lps.get(n, 0.0) + flow_lps, 0.0)
-        eng.set_demand_category(n, self._fire_category[n], self._fire_lps[n])
+        self._set_fire_category(n)
+
+    def _set_fire_category(self, n: int) -> None:
+        eng = self.engine
+        eng.set_demand_category(n, self._fire_category[n],
+                                self._fire_lps[n] / eng.option(en.DEMANDMULT))
 
     # undo actions due later (kept as data, so a snapshot can carry them to a fork)
     def _until(self, duration_s: float | None, action: str, *args) -> None:
-        if not duration_s:
+        if duration_s is None:          # open-ended
             return
         due = self.twin.clock.now_s + float(duration_s)
         item = (due, action, args)
@@ -609,7 +654,7 @@ class WaterLayer(Layer):
             "tank_levels_m": {eng.node_ids[k]: float(self._p[k]) for k in self.tanks},
             "link_status": {ids[k]: (int(status[k]), float(setting[k])) for k in range(eng.n_links)},
             "leaks": [lk.event for lk in self.leaks.values()],
-            "holds": {ids[k]: (h.count, h.status, h.setting, h.since_s - now)
+            "holds": {ids[k]: (h.count, *self._held_state(k, h, now), 0.0)
                       for k, h in self._holds.items()},
             "throttled": {ids[k]: (minor, eng.link_value(k, en.MINORLOSS))
                           for k, minor in self._throttled.items()},
