@@ -357,3 +357,16 @@ def test_a_zero_duration_ends_at_once(net3_inp):
                    horizon=3 * H)
     d0, d = (t.recorder.wide("water", "demand")["123"] for t in (base, twin))
     assert d.loc[2 * H] == pytest.approx(d0.loc[2 * H], abs=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["wntr", "owa"])
+def test_an_unplanned_leak_stops_at_once_when_repaired(net3_inp, engine):
+    def node_20(events):
+        twin, _ = _run(net3_inp, events, horizon=5 * H, engine=engine, hydraulic_step_s=900)
+        return twin.recorder.wide("water", "demand")["20"]
+
+    d0 = node_20([])
+    d = node_20([PipeBurst(time_s=1.5 * H, pipe_id="20", position=0.9, leak_area_m2=0.003),
+                 LeakStopped(time_s=3.5 * H, pipe_id="20")])
+    assert (d - d0).loc[3 * H] > 10
+    assert (d - d0).loc[3.5 * H:].abs().max() < 1e-3

@@ -146,6 +146,7 @@ class WaterLayer(Layer):
         self._fire_category: dict[int, int] = {}        # node -> its fire demand category
         self._fire_lps: dict[int, float] = {}
         self._pending: list[tuple] = []                 # (due_s, action, args)
+        self._settle = 0
         self._stale_emitters: set[int] = set()
         self._surged_nodes: set[str] = set()
 
@@ -286,6 +287,9 @@ class WaterLayer(Layer):
         hydstep = eng.time_param(en.HYDSTEP)
         while True:
             t = eng.run()
+            while self._settle > 0:    # extra solves at the same time (see _refresh_emitter)
+                self._settle -= 1
+                t = eng.run()
             self._observe(t)
             # an event due before the next hydraulic time: stop there, not after it
             due = self.twin.next_expected_after(clock.now_s)
@@ -455,6 +459,9 @@ class WaterLayer(Layer):
             self._stale_emitters.add(node)
         else:
             eng.set_node_value(node, en.EMITTER, max(base, 1e-12))
+            # EPANET 2.2 relaxes the emitter flow towards the new coefficient over several
+            # solves: solve a few more times now, so the repair shows at once
+            self._settle = 20
 
     def _announce_flood(self, leak: _Leak, flow_lps: float) -> None:
         x, y = self._leak_xy(leak)
