@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 # EPANET toolkit codes (identical in 2.2 and 2.3 for those used here).
-NODECOUNT, TANKCOUNT, LINKCOUNT, PATCOUNT = 0, 1, 2, 3
+NODECOUNT, TANKCOUNT, LINKCOUNT, PATCOUNT, CONTROLCOUNT, RULECOUNT = 0, 1, 2, 3, 5, 6
 ELEVATION, BASEDEMAND, PATTERN, EMITTER = 0, 1, 2, 3
 TANKLEVEL, DEMAND, HEAD, PRESSURE = 8, 9, 10, 11
 INITVOLUME, MINLEVEL, MAXLEVEL, DEMANDDEFICIT, EMITTERFLOW = 14, 20, 21, 27, 29
@@ -372,9 +372,6 @@ class EpanetProject:
     def heads_m(self) -> np.ndarray:
         return self._node_raw(HEAD) * self._h
 
-    def elevations_m(self) -> np.ndarray:
-        return self._node_raw(ELEVATION) * self._h
-
     def demands_lps(self) -> np.ndarray:
         """Outflow at each node (consumer demand plus emitter flow), L/s."""
         return self._node_raw(DEMAND) * self._q
@@ -428,10 +425,6 @@ class EpanetProject:
         c = coeff_m3s_per_sqrt_m * 1000.0 / self._q * np.sqrt(self._p)
         self.set_node_value(node, EMITTER, c)
 
-    def tank_levels_m(self) -> np.ndarray:
-        """Level above the tank bottom of every node (meaningful for tanks)."""
-        return (self._node_raw(HEAD) - self._node_raw(ELEVATION)) * self._h
-
     def link_settings(self) -> np.ndarray:
         """Current setting of each link (pump speed, valve setting, pipe roughness)."""
         return self._link_raw(SETTING)
@@ -450,7 +443,7 @@ class EpanetProject:
         lib, ph = self._lib, self._ph
         ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         setting, level = ctypes.c_double(), ctypes.c_double()
-        for i in range(1, self._count(5) + 1):
+        for i in range(1, self._count(CONTROLCOUNT) + 1):
             self._check(lib.EN_getcontrol(ph, i, ctypes.byref(ctype), ctypes.byref(lidx),
                                           ctypes.byref(setting), ctypes.byref(nidx),
                                           ctypes.byref(level)))
@@ -487,7 +480,7 @@ class EpanetProject:
         saved: list[tuple] = []
         ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         setting, level = ctypes.c_double(), ctypes.c_double()
-        for i in range(1, self._count(5) + 1):            # EN_CONTROLCOUNT
+        for i in range(1, self._count(CONTROLCOUNT) + 1):
             self._check(lib.EN_getcontrol(ph, i, ctypes.byref(ctype), ctypes.byref(lidx),
                                           ctypes.byref(setting), ctypes.byref(nidx),
                                           ctypes.byref(level)))
@@ -500,7 +493,7 @@ class EpanetProject:
                             "suspending a control")
         npre, nthen, nelse, prio = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_double()
         status = ctypes.c_int()
-        for r in range(1, self._count(6) + 1):            # EN_RULECOUNT
+        for r in range(1, self._count(RULECOUNT) + 1):
             self._check(lib.EN_getrule(ph, r, ctypes.byref(npre), ctypes.byref(nthen),
                                        ctypes.byref(nelse), ctypes.byref(prio)))
             for kind, getter, setter, n in (("then", lib.EN_getthenaction, lib.EN_setthenaction,

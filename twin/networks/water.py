@@ -58,8 +58,6 @@ class _Leak:
     node: int                      # engine node index carrying the emitter
     coeff_si: float
     event: PipeBurst
-    split: bool                    # True: own node inside the pipe; False: on the nearer end node
-    base_emitter: float = 0.0
     volume_m3: float = 0.0
     peak_lps: float = 0.0
     announced: bool = False
@@ -146,6 +144,7 @@ class WaterLayer(Layer):
         self._fire_category: dict[int, int] = {}        # node -> its fire demand category
         self._fire_lps: dict[int, float] = {}
         self._pending: list[tuple] = []                 # (due_s, action, args)
+        self._restored_pending: list[tuple] = []        # from restore(), scheduled at start
         self._settle = 0
         self._stale_emitters: set[int] = set()
         self._surged_nodes: set[str] = set()
@@ -276,10 +275,8 @@ class WaterLayer(Layer):
                     FireFlow):
             twin.bus.subscribe(cls, self.apply)
         self.engine.open_hydraulics()
-        for item in getattr(self, "_restored_pending", []):
-            self._pending.append(item)
-            twin.expect(item[0])
-            twin.clock.process(self._run_pending(item))
+        for due, action, args in self._restored_pending:
+            self._schedule(due, action, args)
         twin.clock.process(self._process())
 
     def _process(self):
@@ -405,13 +402,13 @@ class WaterLayer(Layer):
     def _burst(self, ev: PipeBurst) -> None:
         eng = self.engine
         if ev.pipe_id in self._split:
-            node, split = self._split[ev.pipe_id][0], True
+            node = self._split[ev.pipe_id][0]
         else:   # not planned: the nearer end junction carries the leak
-            node, split = self._end_junction(ev.pipe_id, ev.position), False
+            node = self._end_junction(ev.pipe_id, ev.position)
         if node not in self._base_emitter:
             self._base_emitter[node] = eng.node_value(node, en.EMITTER)
         leak = _Leak(ev.pipe_id, node, leak_coefficient_si(ev.leak_area_m2, ev.discharge_coeff),
-                     ev, split, base_emitter=self._base_emitter[node])
+                     ev)
         self.leaks[(ev.pipe_id, float(ev.time_s))] = leak
         self._refresh_emitter(node)
 
@@ -606,10 +603,12 @@ class WaterLayer(Layer):
     def _until(self, duration_s: float | None, action: str, *args) -> None:
         if duration_s is None:          # open-ended
             return
-        due = self.twin.clock.now_s + float(duration_s)
-        item = (due, action, args)
+        self._schedule(self.twin.clock.now_s + float(duration_s), action, args)
+
+    def _schedule(self, due_s: float, action: str, args: tuple) -> None:
+        item = (due_s, action, args)
         self._pending.append(item)
-        self.twin.expect(due)
+        self.twin.expect(due_s)
         self.twin.clock.process(self._run_pending(item))
 
     def _run_pending(self, item):
@@ -721,7 +720,6 @@ class WaterLayer(Layer):
             self._burst(event)
         self._restored_pending = [(max(due, 0.0), action, args)
                                   for due, action, args in state.get("pending", [])]
-        self.restored_from_s = offset
 
     def close(self) -> None:
         if self.engine is not None:
