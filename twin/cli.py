@@ -146,11 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_water_simulate)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    _add_plugin_commands(sub)
     return parser
 
 
+def _add_plugin_commands(sub) -> None:
+    """Commands of the packages installed beside ``twin`` (live_bridge, ...).
+
+    They register through the ``urban_twin.commands`` entry-point group with a
+    ``register(subparsers)`` callable, so ``twin`` never imports them itself.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="urban_twin.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:      # a broken optional package must not break `twin`
+            print(f"warning: commands of {ep.name!r} unavailable: {exc}", file=sys.stderr)
+            continue
+        register(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from twin.errors import InpError
+    from twin.errors import BadInput
     from twin.scenario_fields import ScenarioError
 
     parser = build_parser()
@@ -160,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, InpError) as exc:
+    except (ScenarioError, BadInput) as exc:
         return _bad_input(exc)
     except FileNotFoundError as exc:
         return _bad_input(exc)
