@@ -81,7 +81,8 @@ def bridge_run(broker: LocalMosquitto, readings_file: Path, n: int, registry: Se
         runner = threading.Thread(target=bridge.run_mqtt, args=(settings,), kwargs={
             "stop": lambda: bridge.counts.received >= n, "max_seconds": 300})
         runner.start()
-        time.sleep(0.5)                                     # subscribed before publishing
+        if not bridge.ready.wait(10):
+            raise RuntimeError(f"the bridge did not subscribe at port {broker.port} within 10 s")
         publisher = start_publisher(settings, readings_file, batch)
         out, err = publisher.communicate()
         runner.join()
@@ -111,11 +112,14 @@ def baseline_run(broker: LocalMosquitto, readings_file: Path, n: int) -> float:
         if len(times) >= n:
             done.set()
 
+    subscribed = threading.Event()
     client.on_message = on_message
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(settings.readings_filter, qos=1)
+    client.on_subscribe = lambda c, u, mid, codes, p: subscribed.set()
     client.connect(settings.host, settings.port)
     client.loop_start()
-    time.sleep(0.5)
+    if not subscribed.wait(10):
+        raise RuntimeError("the baseline subscriber did not subscribe within 10 s")
     publisher = start_publisher(settings, readings_file, 1)
     publisher.communicate()
     done.wait(120)

@@ -10,6 +10,7 @@ hook is logged and counted; it never stops the bridge.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class Bridge:
         self.checker = checker or Checker(registry)
         self.on_readings = on_readings
         self.counts = BridgeCounts()
+        self.ready = threading.Event()     # run_mqtt is subscribed (cleared when it ends)
 
     def ingest(self, items: Iterable[Reading | Quarantined | dict], topic: str = "") -> list[Reading]:
         """Check a batch, store it in one transaction, pass it on; the newly stored readings.
@@ -86,6 +88,7 @@ class Bridge:
         stop = stop or (lambda: False)
         start = last_message = time.monotonic()
         source = MqttSource(settings)
+        source.subscribed = self.ready
         source.start()
         warned = False
         try:
@@ -110,6 +113,7 @@ class Bridge:
                 source.ack(messages)
         finally:
             source.stop()
+            self.ready.clear()
         return self.counts
 
     def _check_payloads(self, messages: Iterable[tuple[str, bytes | str]]

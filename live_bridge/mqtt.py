@@ -109,6 +109,7 @@ class MqttSource:
         self.settings = settings
         self.session = 0                        # connections made so far
         self.connected = threading.Event()
+        self.subscribed = threading.Event()     # the broker acknowledged the subscription
         self.last_error: str | None = None
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._client = make_client(settings, settings.client_id, clean_session=False,
@@ -116,6 +117,7 @@ class MqttSource:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda c, u, mid, codes, p: self.subscribed.set()
 
     def start(self) -> None:
         """Connect in the background (retrying until the broker answers)."""
@@ -162,6 +164,7 @@ class MqttSource:
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if reason.is_failure:
             self.last_error = str(reason)
 

@@ -17,7 +17,7 @@ import pytest
 
 from live_bridge.bridge import Bridge
 from live_bridge.checks import Checker
-from live_bridge.mqtt import LocalMosquitto, MqttSettings, Publisher
+from live_bridge.mqtt import LocalMosquitto, MqttSettings, MqttSource, Publisher
 from live_bridge.readings import Reading, Reason, encode_reading
 from live_bridge.registry import SensorRegistry
 from live_bridge.store import open_store
@@ -74,7 +74,7 @@ def test_bridge_stores_exactly_accepted_and_quarantines_each_bad_reading(broker_
 
     def on_readings(batch: list[Reading]) -> None:
         passed_on.extend(batch)
-        if len(passed_on) == len(good):
+        if len(passed_on) == len(batch):                     # the first call
             raise RuntimeError("a consumer bug must not stop the bridge")
 
     with open_store(f"sqlite:///{tmp_path}/s.db") as store:
@@ -84,6 +84,7 @@ def test_bridge_stores_exactly_accepted_and_quarantines_each_bad_reading(broker_
                                   kwargs={"on_readings": on_readings, "stop": done.is_set})
         runner.start()
         try:
+            assert bridge.ready.wait(10), "the bridge did not subscribe within 10 s"
             with Publisher(settings) as pub:
                 pub.publish_readings(good, batch=100, source="scada")
                 pub.publish_readings(late_step, batch=1)            # one message per reading
@@ -130,9 +131,12 @@ def test_no_loss_no_double_when_broker_and_bridge_are_killed(tmp_path):
 
     sent = readings(2400)                                    # 24,000 readings, 2,400 messages
     published: dict = {}
+    session = MqttSource(settings)                           # the bridge's persistent session
+    session.start()                                          # exists before anything is sent
+    assert session.subscribed.wait(10)
+    session.stop()
     bridge = start_bridge()
     try:
-        time.sleep(1.0)                                      # let the bridge subscribe
         def publish() -> None:
             with Publisher(settings) as pub:
                 published.update(pub.publish_readings(sent, batch=10, speed=60 * 2400 / 6.0))
