@@ -164,6 +164,10 @@ def _load(library: str) -> ctypes.CDLL:
                                            ctypes.POINTER(dp)]
         for name in ("EN_setthenaction", "EN_setelseaction"):
             getattr(lib, name).argtypes = [vp, ip, ip, ip, ip, dp]
+        lib.EN_getdemandpattern.argtypes = [vp, ip, ip, ctypes.POINTER(ip)]
+        lib.EN_getpatternlen.argtypes = [vp, ip, ctypes.POINTER(ip)]
+        lib.EN_getpatternvalue.argtypes = [vp, ip, ip, ctypes.POINTER(dp)]
+        lib.EN_deletecontrol.argtypes = [vp, ip]
         if hasattr(lib, "EN_getnodevalues"):
             lib.EN_getnodevalues.argtypes = [vp, ip, ctypes.POINTER(dp)]
             lib.EN_getlinkvalues.argtypes = [vp, ip, ctypes.POINTER(dp)]
@@ -327,6 +331,45 @@ class EpanetProject:
         v = ctypes.c_double()
         self._check(self._lib.EN_getbasedemand(self._ph, node + 1, category, ctypes.byref(v)))
         return v.value * self._q
+
+    def demand_pattern(self, node: int, category: int) -> int:
+        """Pattern index (1-based; 0 = none) of a node's demand category (1-based)."""
+        v = ctypes.c_int()
+        self._check(self._lib.EN_getdemandpattern(self._ph, node + 1, category, ctypes.byref(v)))
+        return v.value
+
+    def pattern_values(self, index: int) -> np.ndarray:
+        """The multipliers of pattern ``index`` (1-based); [1.0] for index 0 (none)."""
+        if index <= 0:
+            return np.ones(1)
+        n = ctypes.c_int()
+        self._check(self._lib.EN_getpatternlen(self._ph, index, ctypes.byref(n)))
+        out = np.empty(n.value)
+        v = ctypes.c_double()
+        for k in range(n.value):
+            self._check(self._lib.EN_getpatternvalue(self._ph, index, k + 1, ctypes.byref(v)))
+            out[k] = v.value
+        return out
+
+    def link_nodes(self, link: int) -> tuple[int, int]:
+        """0-based start and end node indices of 0-based ``link``."""
+        a, b = ctypes.c_int(), ctypes.c_int()
+        self._check(self._lib.EN_getlinknodes(self._ph, link + 1, ctypes.byref(a), ctypes.byref(b)))
+        return a.value - 1, b.value - 1
+
+    def delete_controls_on(self, links: set[int]) -> int:
+        """Delete the simple controls acting on the 0-based ``links``; returns how many."""
+        ctype, lidx, nidx = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        setting, level = ctypes.c_double(), ctypes.c_double()
+        deleted = 0
+        for i in range(self._count(CONTROLCOUNT), 0, -1):
+            self._check(self._lib.EN_getcontrol(self._ph, i, ctypes.byref(ctype), ctypes.byref(lidx),
+                                                ctypes.byref(setting), ctypes.byref(nidx),
+                                                ctypes.byref(level)))
+            if lidx.value - 1 in links:
+                self._check(self._lib.EN_deletecontrol(self._ph, i), "deleting a control")
+                deleted += 1
+        return deleted
 
     # -- stepping -------------------------------------------------------------
     def open_hydraulics(self) -> None:
