@@ -28,6 +28,7 @@ import pandas as pd
 
 from twin.errors import BadInput
 
+from live_bridge import scada
 from live_bridge.readings import Reading
 from live_bridge.registry import SensorRegistry, SensorSpec
 
@@ -53,29 +54,20 @@ def scada_sensor_id(quantity: str, column: str) -> str:
 
 def scada_files(folder: str | os.PathLike) -> dict[str, list[Path]]:
     """The SCADA files of a folder by quantity (years in order); absent kinds are left out."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ReplayError(f"{folder}: SCADA folder not found")
-    found = {q: sorted(folder.glob(f"*_SCADA_{part}.csv")) for q, (part, _, _) in SCADA_KINDS.items()}
-    found = {q: paths for q, paths in found.items() if paths}
-    if not found:
-        parts = ", ".join(f"<year>_SCADA_{p}.csv" for p, _, _ in SCADA_KINDS.values())
-        raise ReplayError(f"{folder}: no SCADA file in the folder (expected {parts})")
-    return found
+    try:
+        by_kind = scada.scada_files(folder)       # pressures, flows, levels, demands
+    except scada.ScadaError as exc:
+        raise ReplayError(str(exc)) from None
+    return {q: by_kind[part.lower()] for q, (part, _, _) in SCADA_KINDS.items()
+            if part.lower() in by_kind}
 
 
 def read_scada_file(path: Path) -> pd.DataFrame:
     """One SCADA file, wide: index time_s (UTC epoch seconds), one column per sensor column."""
     try:
-        frame = pd.read_csv(path, sep=";", decimal=",", index_col=0, parse_dates=True)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ReplayError(f"{path}: not a SCADA CSV (semicolons, decimal comma): {exc}") from None
-    if not isinstance(frame.index, pd.DatetimeIndex):
-        raise ReplayError(f"{path}: first column: expected timestamps such as "
-                          f"2019-01-01 00:05:00, got {str(frame.index[0])[:40]!r}")
-    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad:
-        raise ReplayError(f"{path}: column {bad[0]!r}: expected numbers (decimal comma)")
+        frame = scada.read_scada_file(path)
+    except scada.ScadaError as exc:
+        raise ReplayError(str(exc)) from None
     frame.index = _epoch_s(frame.index)
     return frame
 

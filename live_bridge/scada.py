@@ -38,8 +38,8 @@ def scada_files(folder: str | Path) -> dict[str, list[Path]]:
             kind = m.group(2).lower()
             found.setdefault(kind, []).append(path)
     if not found:
-        raise ScadaError(f"{folder}: no <year>_SCADA_<Pressures|Flows|Levels|Demands>.csv "
-                         f"file in it")
+        raise ScadaError(f"{folder}: no SCADA file in the folder (expected "
+                         f"<year>_SCADA_<Pressures|Flows|Levels|Demands>.csv)")
     return found
 
 
