@@ -164,7 +164,7 @@ def generate_dataset(inp: str | Path, config: LeakConfig, *, seed: int = 0,
         node_daily = np.stack([_ar1(rng, days, unc.node_daily_sigma, 3.0)
                                for _ in range(proj.n_nodes)], axis=1) if unc.node_daily_sigma > 0 \
             else np.zeros((days, proj.n_nodes))
-        doy = times.dayofyear.to_numpy() + times.hour.to_numpy() / 24.0
+        doy = times.day_of_year.to_numpy() + times.hour.to_numpy() / 24.0
         seasonal = 1.0 + unc.seasonal_amplitude * np.cos(2 * np.pi * (doy - 196) / 365.25)
         glob = seasonal * (1.0 + _ar1(rng, n, unc.global_sigma, unc.global_tau_h * 3600 / step_s))
         glob = np.maximum(glob, 0.05)

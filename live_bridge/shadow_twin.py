@@ -1,0 +1,208 @@
+"""The shadow twin: follows live or replayed readings, computes residuals, raises leak alerts.
+
+Plugged into the bridge as its ``on_readings`` hook, it receives readings after
+they are durably stored, files them by sampling step, and when a step is
+complete (every expected sensor reported, or readings two steps later arrived)
+steps the shadow model (:class:`live_bridge.shadow.ShadowModel`) under the
+measured boundary conditions. Residuals (measured - simulated) are kept per
+sensor and averaged per hour; every hour the leak detector looks at them.
+
+The twin's clock (:class:`twin.twin.Twin`) follows the data: it is advanced to
+each processed step (SimPy's real-time environment when ``realtime``, as fast as
+possible for replay), and alerts are published on the twin's bus, so any layer
+or agent (crews) that subscribes to :class:`twin.events.Alert` sees them. Each
+alert also goes to the sinks given (the store, MQTT).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from twin.events import Alert
+from twin.twin import Twin
+
+from live_bridge.leak_detection import DetectorSettings
+from live_bridge.online_detection import OnlineLeakDetector
+from live_bridge.readings import Reading
+from live_bridge.registry import SensorRegistry
+from live_bridge.shadow import SensorLayout, ShadowModel
+
+log = logging.getLogger(__name__)
+
+KIND_OF = {"pressure": "pressures", "flow": "flows", "level": "levels", "demand": "demands"}
+# the shadow model's units per kind, and conversions from other units into them
+MODEL_UNIT = {"pressures": "m", "flows": "m3/h", "levels": "m", "demands": "L/h"}
+TO_MODEL = {("m", "m"): 1.0, ("m3/h", "m3/h"): 1.0, ("L/s", "m3/h"): 3.6,
+            ("m3/s", "m3/h"): 3600.0, ("L/h", "m3/h"): 1e-3, ("L/h", "L/h"): 1.0,
+            ("L/s", "L/h"): 3600.0, ("m3/h", "L/h"): 1000.0}
+
+AlertSink = Callable[[dict], None]
+
+
+@dataclass
+class ShadowCounts:
+    readings: int = 0
+    steps: int = 0
+    late_for_model: int = 0       # stored, but arrived after their step was solved
+    off_model: int = 0            # sensors of other layers or elements not in the model
+    alerts: int = 0
+
+
+class ShadowTwin:
+    """Shadow water model + leak detector fed by the bridge (see module doc)."""
+
+    def __init__(self, inp: str | Path, registry: SensorRegistry, start: dt.datetime,
+                 step_s: int = 300, settings: DetectorSettings | None = None,
+                 sinks: Iterable[AlertSink] = (), realtime: bool = False,
+                 engine: str = "owa", detect_every_h: int = 1) -> None:
+        self.start = start.replace(tzinfo=None)
+        self.start_s = pd.Timestamp(self.start).timestamp()
+        self.step_s = int(step_s)
+        self.settings = settings or DetectorSettings()
+        self.sinks = list(sinks)
+        self.counts = ShadowCounts()
+        specs = [registry.get(i) for i in registry.ids()]
+        cols: dict[str, list[str]] = {k: [] for k in MODEL_UNIT}
+        self._where: dict[str, tuple[str, int, float]] = {}
+        for row in specs:
+            if row.layer != "water":
+                continue
+            kind = KIND_OF.get(str(row.quantity))
+            if kind is None:
+                continue
+            factor = TO_MODEL.get((str(row.unit), MODEL_UNIT[kind]))
+            if factor is None:
+                raise ValueError(f"sensor {row.sensor_id}: unit {row.unit!r} cannot be converted "
+                                 f"to {MODEL_UNIT[kind]} for a {row.quantity} sensor")
+            if row.element not in cols[kind]:
+                cols[kind].append(str(row.element))
+            self._where[str(row.sensor_id)] = (kind, cols[kind].index(str(row.element)), factor)
+        self.model = ShadowModel(inp, SensorLayout(**{k: tuple(v) for k, v in cols.items()}),
+                                 self.start, step_s=self.step_s, engine=engine)
+        # sensors whose element the model lacks are left out (counted)
+        kept = {k: list(self.model.layout.ids(k)) for k in MODEL_UNIT}
+        self._where = {sid: (kind, kept[kind].index(cols[kind][c]), f)
+                       for sid, (kind, c, f) in self._where.items() if cols[kind][c] in kept[kind]}
+        self.n = {k: len(v) for k, v in kept.items()}
+        self.expected = len(self._where)
+        self.columns = [f"{k}:{s}" for k in ("pressures", "flows") for s in kept[k]]
+        self._pending: dict[int, dict[str, np.ndarray]] = {}
+        self._seen: dict[int, int] = {}
+        self.next_k = 0
+        self._newest_k = -1
+        self._hour_rows: list[np.ndarray] = []
+        self.residuals: list[tuple[pd.Timestamp, np.ndarray]] = []      # hourly means
+        self.twin = Twin(start=self.start, realtime=realtime)
+        self.detector = OnlineLeakDetector(
+            inp, self.columns, self.settings, start=self.start,
+            multiplier=lambda: float(np.nanmedian(self.model.multipliers or [1.0])),
+            every_h=detect_every_h)
+        self.alerts: list[dict] = []
+
+    # -- the bridge hook ------------------------------------------------------
+    def on_readings(self, readings: list[Reading]) -> None:
+        for r in readings:
+            where = self._where.get(r.sensor_id)
+            if where is None:
+                self.counts.off_model += 1
+                continue
+            k = int(round((r.time_s - self.start_s) / self.step_s))
+            if k < self.next_k:
+                self.counts.late_for_model += 1
+                continue
+            kind, col, factor = where
+            slot = self._pending.get(k)
+            if slot is None:
+                slot = self._pending[k] = {kk: np.full(n, np.nan) for kk, n in self.n.items()}
+                self._seen[k] = 0
+            if not math.isfinite(slot[kind][col]):
+                self._seen[k] += 1
+            slot[kind][col] = r.value * factor
+            self.counts.readings += 1
+            self._newest_k = max(self._newest_k, k)
+        self._advance()
+
+    def flush(self) -> None:
+        """Solve every step received so far (end of a replay)."""
+        self._advance(final=True)
+
+    def _advance(self, final: bool = False) -> None:
+        while self.next_k in self._pending or (final and self.next_k <= self._newest_k):
+            k = self.next_k
+            complete = self._seen.get(k, 0) >= self.expected
+            if not (complete or final or self._newest_k >= k + 2):
+                return
+            measured = self._pending.pop(k, None) or {kk: np.full(n, np.nan)
+                                                       for kk, n in self.n.items()}
+            self._seen.pop(k, None)
+            self._solve(k, measured)
+            self.next_k = k + 1
+
+    def _solve(self, k: int, measured: dict[str, np.ndarray]) -> None:
+        sim = self.model.step(measured)
+        row = np.concatenate([measured[kind] - sim.get(kind, np.full(self.n[kind], np.nan))
+                              for kind in ("pressures", "flows")])
+        self._hour_rows.append(row)
+        self.counts.steps += 1
+        t_s = (k + 1) * self.step_s
+        self.twin.clock.run(until=k * self.step_s)
+        if t_s % 3600 == 0:               # an hour is complete
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(np.vstack(self._hour_rows), axis=0)
+            hour = pd.Timestamp(self.start) + pd.Timedelta(seconds=t_s - 3600)
+            self._hour_rows = []
+            self.residuals.append((hour, mean))
+            for det in self.detector.update(hour, mean):
+                self._alert(det)
+
+    def _alert(self, det) -> None:
+        when = pd.Timestamp(det.time)
+        alert = {"kind": "leak", "element": det.link_id, "layer": "water",
+                 "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "time_s": when.timestamp(), "severity": "high",
+                 "message": f"leak suspected on pipe {det.link_id} "
+                            f"(about {getattr(det, 'size_m3h', float('nan')):.1f} m3/h)",
+                 "details": {"estimated_m3h": getattr(det, "size_m3h", None),
+                             "statistic": getattr(det, "statistic", None)}}
+        self.alerts.append(alert)
+        self.counts.alerts += 1
+        self.twin.publish(Alert(time_s=self.twin.clock.now_s, layer="water",
+                                element_id=det.link_id, message=alert["message"],
+                                severity="high"))
+        for sink in self.sinks:
+            try:
+                sink(alert)
+            except Exception:           # a sink failing must not stop the twin
+                log.exception("alert sink failed for %s", det.link_id)
+
+    def residual_frame(self) -> pd.DataFrame:
+        if not self.residuals:
+            return pd.DataFrame(columns=self.columns)
+        t, rows = zip(*self.residuals)
+        return pd.DataFrame(np.vstack(rows), pd.DatetimeIndex(t), self.columns)
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def store_sink(store) -> AlertSink:
+    """An alert sink writing into the bridge's store."""
+    def sink(alert: dict) -> None:
+        store.add_alert(alert["time_s"], alert["kind"], alert["severity"], alert["message"],
+                        element=alert["element"], details=alert["details"])
+    return sink
+
+
+def mqtt_sink(publisher) -> AlertSink:
+    """An alert sink publishing on ``{prefix}/alerts/{kind}`` (QoS 1)."""
+    def sink(alert: dict) -> None:
+        publisher.publish_alert(alert["kind"], alert)
+    return sink
