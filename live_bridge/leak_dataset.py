@@ -37,6 +37,7 @@ from live_bridge.scada import write_scada
 
 G = 9.81
 LEAK_DISCHARGE_COEFF = 0.75
+MAX_LEAK_SOLVES = 30
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,17 @@ def generate_dataset(inp: str | Path, config: LeakConfig, *, seed: int = 0,
             t = proj.run()
             if t % step_s == 0 and t // step_s < n:
                 k = t // step_s
-                p = proj.pressures_m()
+                p, d = proj.pressures_m(), proj.demands_lps()
+                for _ in range(MAX_LEAK_SOLVES):
+                    # EPANET carries an emitter's flow over from the last solve and may stop
+                    # iterating before a leak that just changed has settled: solve again
+                    want = coeff[k] * np.sqrt(np.maximum(p[k_idx], 0.0)) * 1000.0
+                    if np.all(np.abs(d[k_idx] - want) <= 1e-4 + 1e-3 * want):
+                        break
+                    proj.run()
+                    p, d = proj.pressures_m(), proj.demands_lps()
                 pres[k] = p[p_idx]
                 lev[k] = p[l_idx]            # a tank's pressure is its level
-                d = proj.demands_lps()
                 amr[k] = d[a_idx]
                 lk[k] = d[k_idx]
                 flo[k] = proj.flows_lps()[f_idx]
