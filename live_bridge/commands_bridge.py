@@ -32,6 +32,10 @@ def register(sub) -> None:
     r.add_argument("--max-seconds", type=_seconds, default=None, help="stop after S seconds")
     r.add_argument("--idle-exit", type=_seconds, default=None, metavar="S",
                    help="stop when no message came for S seconds (after the first)")
+    r.add_argument("--inp", help="EPANET model of the network: run the shadow twin on the "
+                                 "stored readings and raise leak alerts (store and MQTT)")
+    r.add_argument("--train-days", type=float, default=7.0,
+                   help="shadow twin: leak-free days to learn the residuals from (default 7)")
     r.add_argument("--json", action="store_true", help="last line: one JSON object of counts")
     _add_mqtt_args(r)
     r.set_defaults(func=cmd_run)
@@ -73,11 +77,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, lambda signum, frame: stopping.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.perf_counter()
+    shadow = None
     try:
         with open_store(args.store) as store:
             bridge = Bridge(registry, store, checker)
-            counts = bridge.run_mqtt(_settings(args), stop=lambda: bool(stopping),
-                                     max_seconds=args.max_seconds, idle_exit_s=args.idle_exit)
+            hook = None
+            if args.inp:
+                shadow, alert_pub = _shadow_twin(args, registry, store, live=not replay)
+                hook = shadow.on_readings
+            try:
+                counts = bridge.run_mqtt(_settings(args), on_readings=hook,
+                                         stop=lambda: bool(stopping),
+                                         max_seconds=args.max_seconds,
+                                         idle_exit_s=args.idle_exit)
+                if shadow is not None:
+                    shadow.flush()
+            finally:
+                if shadow is not None:
+                    shadow.close()
+                    alert_pub.close()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -86,9 +104,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"received {out['received']} readings in {out['messages']} messages: "
           f"{out['accepted']} accepted, {out['stored']} stored, {out['duplicates']} duplicates "
           f"absorbed, {out['quarantined']} quarantined {out['quarantined_by_reason']}")
+    if shadow is not None:
+        out["shadow_steps"] = shadow.counts.steps
+        out["alerts"] = shadow.counts.alerts
+        print(f"shadow twin: {shadow.counts.steps} steps solved, {shadow.counts.alerts} alerts")
+        for a in shadow.alerts:
+            print(f"  {a['time']}  {a['message']}")
     if args.json:
         print(json.dumps(out))
     return 0
+
+
+def _shadow_twin(args, registry, store, live: bool):
+    """The shadow twin on the bridge's hook, its alerts to the store and to MQTT."""
+    from live_bridge.leak_detection import DetectorSettings
+    from live_bridge.mqtt import Publisher
+    from live_bridge.shadow_twin import ShadowTwin, mqtt_sink, store_sink
+
+    if not (args.train_days > 0 and math.isfinite(args.train_days)):
+        from twin.errors import BadInput
+
+        raise BadInput("--train-days must be a number of days > 0")
+    periods = [s.period_s for s in registry if s.period_s]
+    step = int(round(min(periods))) if periods else 300
+    settings = _settings(args)
+    alert_pub = Publisher(settings, client_id=f"{settings.client_id}-alerts").connect()
+    shadow = ShadowTwin(args.inp, registry, start=None, step_s=step, realtime=live,
+                        settings=DetectorSettings(train_days=args.train_days),
+                        sinks=[store_sink(store), mqtt_sink(alert_pub)])
+    return shadow, alert_pub
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

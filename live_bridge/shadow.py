@@ -57,10 +57,13 @@ class ShadowModel:
     step_s: int = 300
     engine: str = "owa"
     use_amr: bool = True
+    time_offset_s: int = 0        # model time of the first step (patterns start that late)
     unknown: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.proj = p = en.EpanetProject(self.inp, library=self.engine)
+        if self.time_offset_s:
+            p.shift_clock(int(self.time_offset_s))
         self.unknown = {k: [s for s in self.layout.ids(k)
                             if s not in (p.link_index if k == "flows" else p.node_index)]
                         for k in KINDS}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -59,35 +60,53 @@ class ShadowCounts:
 class ShadowTwin:
     """Shadow water model + leak detector fed by the bridge (see module doc)."""
 
-    def __init__(self, inp: str | Path, registry: SensorRegistry, start: dt.datetime,
-                 step_s: int = 300, settings: DetectorSettings | None = None,
-                 sinks: Iterable[AlertSink] = (), realtime: bool = False,
-                 engine: str = "owa", detect_every_h: int = 1) -> None:
-        self.start = start.replace(tzinfo=None)
-        self.start_s = pd.Timestamp(self.start).timestamp()
+    def __init__(self, inp: str | Path, registry: SensorRegistry,
+                 start: dt.datetime | None = None, step_s: int = 300,
+                 settings: DetectorSettings | None = None, sinks: Iterable[AlertSink] = (),
+                 realtime: bool = False, engine: str = "owa", detect_every_h: int = 1,
+                 time_offset_s: int | None = None) -> None:
+        """``start``: the calendar time of the first step; None = the first reading's step,
+        with the model's patterns started at that time of day (``time_offset_s`` sets the
+        model time of the first step explicitly)."""
+        self.inp, self.engine, self.realtime = inp, engine, realtime
+        self.detect_every_h = detect_every_h
         self.step_s = int(step_s)
         self.settings = settings or DetectorSettings()
         self.sinks = list(sinks)
         self.counts = ShadowCounts()
-        specs = [registry.get(i) for i in registry.ids()]
-        cols: dict[str, list[str]] = {k: [] for k in MODEL_UNIT}
+        self.alerts: list[dict] = []
+        self._cols: dict[str, list[str]] = {k: [] for k in MODEL_UNIT}
         self._where: dict[str, tuple[str, int, float]] = {}
-        for row in specs:
-            if row.layer != "water":
-                continue
-            kind = KIND_OF.get(str(row.quantity))
+        for row in (registry.get(i) for i in registry.ids()):
+            kind = KIND_OF.get(str(row.quantity)) if row.layer == "water" else None
             if kind is None:
                 continue
             factor = TO_MODEL.get((str(row.unit), MODEL_UNIT[kind]))
             if factor is None:
                 raise ValueError(f"sensor {row.sensor_id}: unit {row.unit!r} cannot be converted "
                                  f"to {MODEL_UNIT[kind]} for a {row.quantity} sensor")
-            if row.element not in cols[kind]:
-                cols[kind].append(str(row.element))
-            self._where[str(row.sensor_id)] = (kind, cols[kind].index(str(row.element)), factor)
-        self.model = ShadowModel(inp, SensorLayout(**{k: tuple(v) for k, v in cols.items()}),
-                                 self.start, step_s=self.step_s, engine=engine)
-        # sensors whose element the model lacks are left out (counted)
+            if row.element not in self._cols[kind]:
+                self._cols[kind].append(str(row.element))
+            self._where[str(row.sensor_id)] = (kind, self._cols[kind].index(str(row.element)),
+                                               factor)
+        self.model = None
+        self._lock = threading.RLock()
+        self._time_offset_s = time_offset_s
+        if start is not None:
+            self._start_model(start.replace(tzinfo=None))
+
+    def _start_model(self, start: dt.datetime) -> None:
+        self.start = start
+        self.start_s = pd.Timestamp(start).timestamp()
+        offset = self._time_offset_s
+        if offset is None:
+            offset = 0 if start == start.replace(hour=0, minute=0, second=0, microsecond=0) \
+                else start.hour * 3600 + start.minute * 60 + start.second
+        cols = self._cols
+        self.model = ShadowModel(self.inp, SensorLayout(**{k: tuple(v) for k, v in cols.items()}),
+                                 start, step_s=self.step_s, engine=self.engine,
+                                 time_offset_s=offset)
+        # sensors whose element the model lacks are left out (counted as off-model)
         kept = {k: list(self.model.layout.ids(k)) for k in MODEL_UNIT}
         self._where = {sid: (kind, kept[kind].index(cols[kind][c]), f)
                        for sid, (kind, c, f) in self._where.items() if cols[kind][c] in kept[kind]}
@@ -100,15 +119,23 @@ class ShadowTwin:
         self._newest_k = -1
         self._hour_rows: list[np.ndarray] = []
         self.residuals: list[tuple[pd.Timestamp, np.ndarray]] = []      # hourly means
-        self.twin = Twin(start=self.start, realtime=realtime)
+        self.twin = Twin(start=start, realtime=self.realtime)
         self.detector = OnlineLeakDetector(
-            inp, self.columns, self.settings, start=self.start,
+            self.inp, self.columns, self.settings, start=start,
             multiplier=lambda: float(np.nanmedian(self.model.multipliers or [1.0])),
-            every_h=detect_every_h)
-        self.alerts: list[dict] = []
+            every_h=self.detect_every_h)
 
     # -- the bridge hook ------------------------------------------------------
     def on_readings(self, readings: list[Reading]) -> None:
+        with self._lock:              # the bridge thread and a final flush may meet
+            self._on_readings(readings)
+
+    def _on_readings(self, readings: list[Reading]) -> None:
+        if self.model is None and readings:
+            first = min(r.time_s for r in readings)
+            step0 = math.floor(first / self.step_s) * self.step_s
+            self._start_model(dt.datetime.fromtimestamp(step0, dt.timezone.utc)
+                              .replace(tzinfo=None))
         for r in readings:
             where = self._where.get(r.sensor_id)
             if where is None:
@@ -132,7 +159,9 @@ class ShadowTwin:
 
     def flush(self) -> None:
         """Solve every step received so far (end of a replay)."""
-        self._advance(final=True)
+        with self._lock:
+            if self.model is not None:
+                self._advance(final=True)
 
     def _advance(self, final: bool = False) -> None:
         while self.next_k in self._pending or (final and self.next_k <= self._newest_k):
@@ -190,7 +219,8 @@ class ShadowTwin:
         return pd.DataFrame(np.vstack(rows), pd.DatetimeIndex(t), self.columns)
 
     def close(self) -> None:
-        self.model.close()
+        if self.model is not None:
+            self.model.close()
 
 
 def store_sink(store) -> AlertSink:

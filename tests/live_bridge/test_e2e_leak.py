@@ -95,14 +95,15 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
             wait_for(lambda: bridge.counts.received == expected, 60, f"{expected} readings")
         finally:
             done.set()
-            runner.join(15)
+            runner.join(120)
+        assert not runner.is_alive(), "the bridge did not stop"
         shadow.flush()
         wait_for(lambda: alerts, 10, "a leak alert on MQTT")
         counts = bridge.counts
         assert store.count() == counts.stored == len(readings) == expected - len(bad)
         assert store.quarantine_counts() == {"malformed": 1, "unknown_sensor": 1, "nan": 1,
                                              "out_of_range": 1}
-        assert shadow.counts.steps == 2 * 288
+        assert shadow.counts.steps == 2 * 288, (shadow.next_k, shadow._newest_k, shadow.start)
         assert counts.callback_errors == 0
         stored_alerts = store.alerts()
         assert len(stored_alerts) == len(shadow.alerts) >= 1
