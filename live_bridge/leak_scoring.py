@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -36,8 +36,13 @@ class DetectionsError(BadInput):
 
 @dataclass(frozen=True)
 class Detection:
+    """A detected leak: the pipe and the time it was declared (and, from a detector, its
+    estimated size in m3/h and the test statistic; not part of the file format)."""
+
     link_id: str
     time: dt.datetime
+    size_m3h: float | None = field(default=None, compare=False)
+    statistic: float | None = field(default=None, compare=False)
 
 
 def read_detections(path: str | Path) -> list[Detection]:
@@ -116,6 +121,11 @@ class PipeDistances:
                 if v in d:
                     best = min(best, la / 2 + d[v] + lb / 2)
         return best
+
+
+    def near(self, link: str, radius_m: float) -> list[str]:
+        """Links whose centre is within ``radius_m`` of ``link``'s, along the network."""
+        return [other for other in self.ends if self.distance(link, other) <= radius_m]
 
 
 def leak_volume_after(flows_m3h: pd.Series, when: dt.datetime) -> float:

@@ -35,7 +35,10 @@ class Signatures:
 
 def compute_signatures(inp: str | Path, pressures: tuple[str, ...], flows: tuple[str, ...],
                        multiplier: float = 1.0, hours: int = 24, engine: str = "owa",
-                       tank_levels_m: dict[str, float] | None = None) -> Signatures:
+                       tank_levels_m: dict[str, float] | None = None,
+                       probe_m3h: float = UNIT_LEAK_M3H) -> Signatures:
+    """Signatures per m3/h, from a probe outflow of ``probe_m3h`` (a secant: a larger probe
+    carries the curvature of leaks of that size)."""
     p = en.EpanetProject(inp, library=engine)
     try:
         junctions = [i for i in range(p.n_nodes) if p.node_types[i] == en.JUNCTION]
@@ -54,7 +57,7 @@ def compute_signatures(inp: str | Path, pressures: tuple[str, ...], flows: tuple
         n_s = len(p_idx) + len(f_idx)
         node_cols = np.zeros((hours, n_s, len(junctions)))
         uniform = np.zeros((hours, n_s))
-        q = UNIT_LEAK_M3H / 3.6 / max(multiplier, 1e-6)       # L/s in the model, pre-multiplier
+        q = probe_m3h / 3.6 / max(multiplier, 1e-6)       # L/s in the model, pre-multiplier
 
         def read():
             return np.concatenate([p.pressures_m()[p_idx], p.flows_lps()[f_idx] * 3.6])
@@ -67,15 +70,15 @@ def compute_signatures(inp: str | Path, pressures: tuple[str, ...], flows: tuple
                 for col, i in enumerate(junctions):
                     p.set_demand_category(i, cat[i], q)
                     p.run()
-                    node_cols[h, :, col] = (read() - base) / UNIT_LEAK_M3H
+                    node_cols[h, :, col] = (read() - base) / probe_m3h
                     p.set_demand_category(i, cat[i], 0.0)
                 # a demand-proportional increase of the same total
                 mult0 = p.option(en.DEMANDMULT)
                 demand_now = float(np.sum(p.demands_lps()[junctions]))
                 if demand_now > 0:
-                    p.set_option(en.DEMANDMULT, mult0 * (1 + (UNIT_LEAK_M3H / 3.6) / demand_now))
+                    p.set_option(en.DEMANDMULT, mult0 * (1 + (probe_m3h / 3.6) / demand_now))
                     p.run()
-                    uniform[h] = (read() - base) / UNIT_LEAK_M3H
+                    uniform[h] = (read() - base) / probe_m3h
                     p.set_option(en.DEMANDMULT, mult0)
                 p.run()
                 h += 1

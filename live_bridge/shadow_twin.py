@@ -30,7 +30,7 @@ import pandas as pd
 from twin.events import Alert
 from twin.twin import Twin
 
-from live_bridge.leak_detection import DetectorSettings
+from live_bridge.glrt import DetectorSettings
 from live_bridge.online_detection import OnlineLeakDetector
 from live_bridge.readings import Reading
 from live_bridge.registry import SensorRegistry
@@ -63,13 +63,12 @@ class ShadowTwin:
     def __init__(self, inp: str | Path, registry: SensorRegistry,
                  start: dt.datetime | None = None, step_s: int = 300,
                  settings: DetectorSettings | None = None, sinks: Iterable[AlertSink] = (),
-                 realtime: bool = False, engine: str = "owa", detect_every_h: int = 1,
+                 realtime: bool = False, engine: str = "owa",
                  time_offset_s: int | None = None) -> None:
         """``start``: the calendar time of the first step; None = the first reading's step,
         with the model's patterns started at that time of day (``time_offset_s`` sets the
         model time of the first step explicitly)."""
         self.inp, self.engine, self.realtime = inp, engine, realtime
-        self.detect_every_h = detect_every_h
         self.step_s = int(step_s)
         self.settings = settings or DetectorSettings()
         self.sinks = list(sinks)
@@ -123,7 +122,7 @@ class ShadowTwin:
         self.detector = OnlineLeakDetector(
             self.inp, self.columns, self.settings, start=start,
             multiplier=lambda: float(np.nanmedian(self.model.multipliers or [1.0])),
-            every_h=self.detect_every_h)
+            demand_mode=lambda: self.model.demand_mode)
 
     # -- the bridge hook ------------------------------------------------------
     def on_readings(self, readings: list[Reading]) -> None:
