@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import math
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -74,6 +75,7 @@ class ShadowTwin:
         self.sinks = list(sinks)
         self.counts = ShadowCounts()
         self.alerts: list[dict] = []
+        self.stuck_window_s = 6 * 3600.0
         self._cols: dict[str, list[str]] = {k: [] for k in MODEL_UNIT}
         self._where: dict[str, tuple[str, int, float]] = {}
         for row in (registry.get(i) for i in registry.ids()):
@@ -110,6 +112,14 @@ class ShadowTwin:
         self._where = {sid: (kind, kept[kind].index(cols[kind][c]), f)
                        for sid, (kind, c, f) in self._where.items() if cols[kind][c] in kept[kind]}
         self.n = {k: len(v) for k, v in kept.items()}
+        first_id: dict[tuple[str, int], str] = {}
+        for sid, (kind, col, _) in self._where.items():
+            first_id.setdefault((kind, col), sid)
+        self._names = {k: [first_id.get((k, c), kept[k][c]) for c in range(len(kept[k]))]
+                       for k in kept}
+        self._recent: list[dict[str, np.ndarray]] = []
+        self._faulty: set[tuple[str, str]] = set()
+        self.health_steps = max(int(86400 // self.step_s), 2)
         self.expected = len(self._where)
         self.columns = [f"{k}:{s}" for k in ("pressures", "flows") for s in kept[k]]
         self._pending: dict[int, dict[str, np.ndarray]] = {}
@@ -179,11 +189,13 @@ class ShadowTwin:
         row = np.concatenate([measured[kind] - sim.get(kind, np.full(self.n[kind], np.nan))
                               for kind in ("pressures", "flows")])
         self._hour_rows.append(row)
+        self._health(k, measured)
         self.counts.steps += 1
         t_s = (k + 1) * self.step_s
         self.twin.clock.run(until=k * self.step_s)
         if t_s % 3600 == 0:               # an hour is complete
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():      # a sensor silent all hour: NaN, no warning
+                warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(np.vstack(self._hour_rows), axis=0)
             hour = pd.Timestamp(self.start) + pd.Timedelta(seconds=t_s - 3600)
             self._hour_rows = []
@@ -192,24 +204,70 @@ class ShadowTwin:
                 self._alert(det)
 
     def _alert(self, det) -> None:
-        when = pd.Timestamp(det.time)
-        alert = {"kind": "leak", "element": det.link_id, "layer": "water",
-                 "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "time_s": when.timestamp(), "severity": "high",
-                 "message": f"leak suspected on pipe {det.link_id} "
-                            f"(about {getattr(det, 'size_m3h', float('nan')):.1f} m3/h)",
-                 "details": {"estimated_m3h": getattr(det, "size_m3h", None),
-                             "statistic": getattr(det, "statistic", None)}}
+        size = det.size_m3h
+        about = f" (about {size:.1f} m3/h)" if size is not None and np.isfinite(size) else ""
+        self._emit(pd.Timestamp(det.time), "leak", det.link_id, "high",
+                   f"leak suspected on pipe {det.link_id}{about}",
+                   {"estimated_m3h": size, "statistic": det.statistic})
+
+    # -- sensor health ---------------------------------------------------------
+    def _health(self, k: int, measured: dict[str, np.ndarray]) -> None:
+        """Silent and stuck sensors, checked once a day on the last day of readings."""
+        self._recent.append(measured)
+        if len(self._recent) > self.health_steps:
+            self._recent.pop(0)
+        if ((k + 1) * self.step_s) % 86400 or len(self._recent) < self.health_steps:
+            return
+        from live_bridge.sensor_faults import find_stuck
+
+        when = pd.Timestamp(self.start) + pd.Timedelta(seconds=(k + 1) * self.step_s)
+        window = max(int(round(self.stuck_window_s / self.step_s)), 2)
+        for kind, n in self.n.items():
+            if n == 0:
+                continue
+            block = np.vstack([m[kind] for m in self._recent])
+            names = self._names[kind]
+            silent = np.all(~np.isfinite(block[-window:]), axis=0)
+            for col in np.flatnonzero(silent):
+                self._sensor_alert(when, "sensor_silent", names[col],
+                                   f"sensor {names[col]} sent nothing for "
+                                   f"{window * self.step_s / 3600:g} h")
+            if n >= 3:
+                frame = pd.DataFrame(block, columns=names).ffill().bfill()
+                if kind == "flows":      # a closed pump or valve reads 0 for hours: not stuck
+                    frame = frame.mask(frame.abs() <= 1e-9)
+                frame = frame.loc[:, ~silent]          # a silent sensor is not also stuck
+                for sid in find_stuck(frame, window):
+                    self._sensor_alert(when, "sensor_stuck", sid,
+                                       f"sensor {sid} reads a constant value while its peers "
+                                       f"vary ({window * self.step_s / 3600:g} h)")
+            for col, sid in enumerate(names):       # a sensor that recovered can alert again
+                vals = block[-window:, col]
+                ok = np.isfinite(vals).any() and np.nanstd(vals) > 1e-6
+                if ok:
+                    self._faulty.discard(("sensor_silent", sid))
+                    self._faulty.discard(("sensor_stuck", sid))
+
+    def _sensor_alert(self, when, kind: str, sensor_id: str, message: str) -> None:
+        if (kind, sensor_id) in self._faulty:
+            return
+        self._faulty.add((kind, sensor_id))
+        self._emit(when, kind, sensor_id, "medium", message, {})
+
+    def _emit(self, when: pd.Timestamp, kind: str, element: str, severity: str, message: str,
+              details: dict) -> None:
+        alert = {"kind": kind, "element": element, "layer": "water",
+                 "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "time_s": when.timestamp(),
+                 "severity": severity, "message": message, "details": details}
         self.alerts.append(alert)
         self.counts.alerts += 1
         self.twin.publish(Alert(time_s=self.twin.clock.now_s, layer="water",
-                                element_id=det.link_id, message=alert["message"],
-                                severity="high"))
+                                element_id=element, message=message, severity=severity))
         for sink in self.sinks:
             try:
                 sink(alert)
             except Exception:           # a sink failing must not stop the twin
-                log.exception("alert sink failed for %s", det.link_id)
+                log.exception("alert sink failed for %s", element)
 
     def residual_frame(self) -> pd.DataFrame:
         if not self.residuals:

@@ -109,8 +109,9 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
         assert len(stored_alerts) == len(shadow.alerts) >= 1
     watcher.loop_stop()
     watcher.disconnect()
-    first = alerts[0]
-    assert first["kind"] == "leak"
+    leaks = [a for a in alerts if a["kind"] == "leak"]
+    assert leaks and all(a["kind"] == "leak" for a in shadow.alerts), shadow.alerts
+    first = leaks[0]
     when = dt.datetime.strptime(first["time"], "%Y-%m-%dT%H:%M:%SZ")
     assert LEAK_AT < when < LEAK_AT + dt.timedelta(hours=18)
     distance = PipeDistances.from_inp(inp).distance(first["element"], LEAK_PIPE)
@@ -118,3 +119,28 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
     # the twin's own bus carries the alert too, for crews and dashboards
     assert any(e.element_id == first["element"] for e in shadow.twin.bus.log
                if type(e).__name__ == "Alert")
+
+
+def test_stuck_and_silent_sensors_are_flagged(recording):
+    """One pressure sensor freezes on day two, another goes silent for its last 8 hours:
+    the shadow twin's daily health check names both, once each, and nothing else."""
+    inp, folder = recording
+    registry = registry_from_scada(folder)
+    readings = list(ReplaySource.from_scada(folder))
+    t_freeze = readings[0].time_s + 86400 + 6 * 3600
+    t_silent = readings[-1].time_s - 8 * 3600
+    edited = []
+    for r in readings:
+        if r.sensor_id == "n105" and r.time_s >= t_freeze:
+            r = Reading(r.sensor_id, r.time_s, 47.25, r.unit)
+        if r.sensor_id == "n415" and r.time_s > t_silent:
+            continue
+        edited.append(r)
+    shadow = ShadowTwin(inp, registry, dt.datetime(2018, 1, 1),
+                        settings=DetectorSettings(train_days=1.0))
+    for i in range(0, len(edited), 5000):
+        shadow.on_readings(edited[i:i + 5000])
+    shadow.flush()
+    health = sorted((a["kind"], a["element"]) for a in shadow.alerts if a["kind"] != "leak")
+    assert health == [("sensor_silent", "n415"), ("sensor_stuck", "n105")]
+    shadow.close()
