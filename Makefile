@@ -31,6 +31,7 @@ validate: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/water_steps.py
+	$(PY) benchmarks/bridge_ingest.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
