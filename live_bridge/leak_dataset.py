@@ -236,18 +236,13 @@ def generate_dataset(inp: str | Path, config: LeakConfig, *, seed: int = 0,
         return x * (1.0 + e) if relative else x + e
 
     frames = {}
-    if len(p_idx):
-        frames["pressures"] = pd.DataFrame(noisy(pres, unc.pressure_sigma_m, False), times,
-                                           list(config.pressure_sensors))
-    if len(f_idx):
-        frames["flows"] = pd.DataFrame(noisy(flo * 3.6, unc.flow_rel_sigma, True), times,
-                                       list(config.flow_sensors))
-    if len(l_idx):
-        frames["levels"] = pd.DataFrame(noisy(lev, unc.level_sigma_m, False), times,
-                                        list(config.level_sensors))
-    if len(a_idx):
-        frames["demands"] = pd.DataFrame(noisy(amr * 3600.0, unc.amr_rel_sigma, True), times,
-                                         list(config.amrs))
+    for kind, values, sigma, relative, ids in (    # SCADA units: m, m3/h, m, L/h
+            ("pressures", pres, unc.pressure_sigma_m, False, config.pressure_sensors),
+            ("flows", flo * 3.6, unc.flow_rel_sigma, True, config.flow_sensors),
+            ("levels", lev, unc.level_sigma_m, False, config.level_sensors),
+            ("demands", amr * 3600.0, unc.amr_rel_sigma, True, config.amrs)):
+        if len(ids):
+            frames[kind] = pd.DataFrame(noisy(values, sigma, relative), times, list(ids))
     for df in frames.values():
         df.index.name = "Timestamp"
     leak_flows = pd.DataFrame(lk * 3.6, times, [lk_.link_id for lk_ in leaks])

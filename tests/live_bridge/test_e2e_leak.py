@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 import uuid
 
 import paho.mqtt.client as paho
@@ -26,17 +25,10 @@ from live_bridge.replay import ReplaySource, registry_from_scada
 from live_bridge.shadow_twin import ShadowTwin, mqtt_sink, store_sink
 from live_bridge.store import open_store
 from tests.conftest import shared_file
+from tests.live_bridge.test_mqtt import wait_for
 
 LEAK_PIPE = "p673"
 LEAK_AT = dt.datetime(2018, 1, 2, 6, 0)
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
