@@ -102,6 +102,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         settings = DetectorSettings(**{**settings.__dict__, "train_days": args.train_days})
     t0 = time.perf_counter()
     result = detect_leaks(args.inp, args.scada, settings, progress=_progress(args))
+    for kind, ids in (result.meta.get("unknown_sensors") or {}).items():
+        print(f"warning: {len(ids)} {kind} columns name no element of {args.inp} and were "
+              f"left out: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}", file=sys.stderr)
     out = Path(args.out)
     write_detections(out, result.detections)
     extra = {}
