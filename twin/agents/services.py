@@ -258,7 +258,7 @@ def profiles_from_log(created: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     day_level = day_counts / np.where(day_share > 0, day_share, np.nan)
     weekday_level = np.full(7, np.nan)
     for wd in range(7):
-        mask = (days.dayofweek == wd) & (day_share > 0)
+        mask = (days.day_of_week == wd) & (day_share > 0)
         if mask.any():
             weekday_level[wd] = np.average(day_level[mask], weights=day_share[mask])
     working = weekday_level[:5][~np.isnan(weekday_level[:5])]
