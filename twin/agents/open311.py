@@ -94,14 +94,16 @@ def _iso(times: pd.Series, tz: str) -> list[str | None]:
     """
     local = pd.to_datetime(times).dt.floor("s").dt.tz_localize(
         tz, ambiguous=np.ones(len(times), dtype=bool), nonexistent="shift_forward")
-    text = local.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
-    text = text.str[:-2] + ":" + text.str[-2:]
-    return [None if pd.isna(v) else v for v in text]
+    wall = local.dt.tz_localize(None)
+    offset_min = (wall - local.dt.tz_convert("UTC").dt.tz_localize(None)).dt.total_seconds() // 60
+    stamp = np.datetime_as_string(wall.to_numpy(dtype="datetime64[s]"), unit="s")
+    return [None if pd.isna(m) else f"{t}{'-' if m < 0 else '+'}{int(abs(m)) // 60:02d}:"
+            f"{int(abs(m)) % 60:02d}" for t, m in zip(stamp, offset_min)]
 
 
 def _plain(values: pd.Series) -> list[Any]:
     """JSON-able values: <NA>/NaN -> None, numpy scalars -> Python ones."""
-    return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in values]
+    return values.astype(object).where(values.notna(), None).tolist()
 
 
 def requests_json(df: pd.DataFrame, tz: str = DEFAULT_TZ, extensions: bool = True) -> list[dict]:
