@@ -122,10 +122,35 @@ class Alert(Event):
     severity: str = "warning"
 
 
+# --- citizens and crews -------------------------------------------------------
+@dataclass(frozen=True)
+class RequestFiled(Event):
+    """A resident reported an incident (background requests are not published: they are
+    in the request table). ``cause_id`` is the incident's event."""
+    request_id: str = ""
+    service_code: str = ""
+    incident_id: str = ""
+    channel: str = ""
+    x: float = 0.0
+    y: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorkOrderDone(Event):
+    """A crew finished the work order of an incident; the repair events it causes follow.
+    ``outcome`` is 'fixed' or 'unable_to_fix'."""
+    order_id: str = ""
+    request_id: str = ""
+    crew_id: str = ""
+    incident_id: str = ""
+    outcome: str = "fixed"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage,
                                   DemandSurge, FireFlow, StreetFlooded, StreetClosed,
-                                  StreetReopened, RepairDone, Reading, Alert)
+                                  StreetReopened, RepairDone, Reading, Alert, RequestFiled,
+                                  WorkOrderDone)
 }
 
 

@@ -1,0 +1,243 @@
+"""Field crews and the streets they drive on.
+
+:class:`StreetRouter` answers travel times (s), distances (m) and paths between
+intersections of the city's street graph (shortest by travel time; one Dijkstra
+per source, cached). :class:`Shift` says when a crew works; :class:`Crew` holds a
+crew's skill, depot, vehicle and its running totals. :func:`make_crews` splits a
+number of crews over skills in proportion to their expected workload.
+Crews move by themselves on the twin's clock: see :mod:`twin.agents.service_layer`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from twin.city.model import City
+
+DRIVING_SPEED_SHARE = 0.6     # a van drives at 60 % of the posted speed (stops, parking)
+STRAIGHT_LINE_SPEED_MPS = 5.0  # only where the city has no street graph
+DETOUR_FACTOR = 1.3            # straight line -> street distance, without a graph
+
+
+class StreetRouter:
+    """Travel on the city's street graph, shortest by travel time.
+
+    Times in seconds, distances in metres. ``node`` arguments are row numbers of
+    ``node_ids`` (see :meth:`nearest_node`). One Dijkstra per source node, cached;
+    a small graph (<= ``full_matrix_nodes`` nodes) is solved all at once.
+    """
+
+    def __init__(self, city: "City", speed_share: float = DRIVING_SPEED_SHARE,
+                 full_matrix_nodes: int = 3000) -> None:
+        g = city.graph
+        self.node_ids = np.array(list(g.nodes), dtype=object)
+        self.xy_m = np.array([(g.nodes[n]["x"], g.nodes[n]["y"]) for n in self.node_ids])
+        self._tree = cKDTree(self.xy_m)
+        index = {n: i for i, n in enumerate(self.node_ids)}
+        n = len(self.node_ids)
+        self.has_graph = g.number_of_edges() > 0
+        rows, cols, secs, lengths = [], [], [], []
+        for a, b, d in g.edges(data=True):
+            length = float(d["length_m"])
+            t = length / (float(d.get("speed_kph", 30.0)) / 3.6 * speed_share)
+            for u, v in ((index[a], index[b]), (index[b], index[a])):
+                rows.append(u), cols.append(v), secs.append(t), lengths.append(length)
+        self._time = csr_matrix((secs, (rows, cols)), shape=(n, n))
+        self._length = csr_matrix((lengths, (rows, cols)), shape=(n, n))
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if self.has_graph and n <= full_matrix_nodes:
+            self._solve(np.arange(n))
+
+    def nearest_node(self, x_m: np.ndarray | float, y_m: np.ndarray | float) -> np.ndarray:
+        """Row numbers of the intersections nearest to the points (x_m, y_m)."""
+        _, idx = self._tree.query(np.column_stack([np.atleast_1d(x_m), np.atleast_1d(y_m)]))
+        return np.asarray(idx, dtype=np.int64)
+
+    def _solve(self, sources: np.ndarray) -> None:
+        times, pred = dijkstra(self._time, directed=True, indices=sources,
+                               return_predecessors=True)
+        times, pred = np.atleast_2d(times), np.atleast_2d(pred)
+        metres = _path_lengths(pred, self._length)
+        for k, s in enumerate(sources):
+            self._rows[int(s)] = (times[k], metres[k], pred[k])
+
+    def _row(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        row = self._rows.get(a)
+        if row is None:
+            self._solve(np.array([a]))
+            row = self._rows[a]
+        return row
+
+    def travel(self, a: int, b: int) -> tuple[float, float]:
+        """(seconds, metres) from intersection ``a`` to ``b``."""
+        if a == b:
+            return 0.0, 0.0
+        if not self.has_graph:
+            d = float(np.hypot(*(self.xy_m[a] - self.xy_m[b]))) * DETOUR_FACTOR
+            return d / STRAIGHT_LINE_SPEED_MPS, d
+        times, metres, _ = self._row(a)
+        return float(times[b]), float(metres[b])
+
+    def times_from(self, a: int) -> np.ndarray:
+        """Travel seconds from ``a`` to every intersection."""
+        if not self.has_graph:
+            return np.hypot(*(self.xy_m - self.xy_m[a]).T) * DETOUR_FACTOR / STRAIGHT_LINE_SPEED_MPS
+        return self._row(a)[0]
+
+    def path(self, a: int, b: int) -> list[str]:
+        """Intersection ids from ``a`` to ``b`` along the fastest route."""
+        if a == b or not self.has_graph:
+            return [self.node_ids[a]] + ([] if a == b else [self.node_ids[b]])
+        pred = self._row(a)[2]
+        out, k = [b], b
+        while k != a:
+            k = int(pred[k])
+            if k < 0:
+                raise ValueError(f"no street route from {self.node_ids[a]} to {self.node_ids[b]}")
+            out.append(k)
+        return [self.node_ids[i] for i in reversed(out)]
+
+
+def _path_lengths(pred: np.ndarray, length: csr_matrix) -> np.ndarray:
+    """Metres along each shortest-path tree (rows of ``pred``), by pointer jumping."""
+    n = pred.shape[1]
+    dense = length.toarray() if n <= 4000 else None
+    has = pred >= 0
+    cols = np.broadcast_to(np.arange(n), pred.shape)
+    step = np.zeros(pred.shape)
+    parent = np.where(has, pred, cols)
+    if dense is not None:
+        step[has] = dense[parent[has], cols[has]]
+    else:
+        step[has] = np.asarray(length[parent[has], cols[has]]).ravel()
+    total = step.copy()
+    # after k rounds, total[v] covers 2**k hops towards the source
+    for _ in range(int(math.ceil(math.log2(max(n, 2)))) + 1):
+        if np.all(parent == np.take_along_axis(parent, parent, axis=1)):
+            break
+        total = total + np.take_along_axis(total, parent, axis=1) * (parent != cols)
+        parent = np.take_along_axis(parent, parent, axis=1)
+    return total
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Working windows ``(start_h, end_h)`` (0..24, end > start) on ``days`` (0 = Monday)."""
+
+    name: str
+    windows: tuple[tuple[float, float], ...]
+    days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+
+    def __post_init__(self) -> None:
+        for lo, hi in self.windows:
+            if not 0 <= lo < hi <= 24:
+                raise ValueError(f"shift {self.name!r}: window ({lo}, {hi}): expected "
+                                 "0 <= start_h < end_h <= 24")
+
+    def window_end_s(self, day_index: int, hour: float) -> float | None:
+        """Hours to the end of the window containing ``hour`` on weekday ``day_index``."""
+        if day_index % 7 in self.days:
+            for lo, hi in self.windows:
+                if lo <= hour < hi:
+                    return (hi - hour) * 3600.0
+        return None
+
+    def next_start_s(self, day_index: int, hour: float) -> float:
+        """Seconds from (weekday ``day_index``, ``hour``) to the next window start."""
+        for ahead in range(8):
+            if (day_index + ahead) % 7 not in self.days:
+                continue
+            for lo, _ in sorted(self.windows):
+                wait_h = ahead * 24 + lo - hour
+                if wait_h > 0:
+                    return wait_h * 3600.0
+        raise ValueError(f"shift {self.name!r} never starts")
+
+
+SHIFTS: dict[str, Shift] = {
+    "early": Shift("early", ((6.0, 14.0),)),
+    "day": Shift("day", ((8.0, 16.0),), days=(0, 1, 2, 3, 4)),
+    "late": Shift("late", ((14.0, 22.0),)),
+    "night": Shift("night", ((0.0, 6.0), (22.0, 24.0))),
+}
+URGENT_SKILLS = ("water", "sewer")   # on call around the clock when they have >= 4 crews
+
+
+@dataclass
+class Crew:
+    """A crew: one vehicle, one skill, one depot (an intersection row), one shift.
+
+    Totals: ``busy_s`` (travelling to and working on jobs), ``on_shift_s``,
+    ``driven_m``, ``jobs``.
+    """
+
+    crew_id: str
+    skill: str
+    depot: int
+    shift: Shift
+    vehicle: str = "van"
+    node: int = -1
+    busy_s: float = 0.0
+    on_shift_s: float = 0.0
+    driven_m: float = 0.0
+    jobs: int = 0
+    idle: bool = False
+    wake: object = None          # the SimPy event that wakes the crew when it is idle
+    assigned: object = None      # a job handed over while idle
+    route: list = field(default_factory=list)   # batched policy: jobs of today's route
+
+    def __post_init__(self) -> None:
+        if self.node < 0:
+            self.node = self.depot
+
+
+def crew_counts(n_crews: int, workload_h: dict[str, float],
+                minimum: dict[str, int] | None = None) -> dict[str, int]:
+    """``n_crews`` split over skills in proportion to ``workload_h``, at least one each
+    (or ``minimum[skill]``)."""
+    skills = [s for s, w in workload_h.items() if w > 0]
+    least = {s: max(1, (minimum or {}).get(s, 1)) for s in skills}
+    if n_crews < sum(least.values()):
+        raise ValueError(f"crews: {n_crews} crews cannot cover the skills {least}; "
+                         f"expected at least {sum(least.values())}")
+    total = sum(workload_h[s] for s in skills)
+    spare = n_crews - sum(least.values())
+    # workload beyond what the minimum crews already cover, shared in proportion
+    share = {s: spare * workload_h[s] / total for s in skills}
+    counts = {s: least[s] + int(math.floor(share[s])) for s in skills}
+    rest = n_crews - sum(counts.values())
+    for s in sorted(skills, key=lambda s: -(share[s] - math.floor(share[s])))[:rest]:
+        counts[s] += 1
+    return counts
+
+
+def make_crews(n_crews: int, workload_h: dict[str, float], depots: list[int]) -> list[Crew]:
+    """Crews split over skills by workload, spread over ``depots`` and shifts.
+
+    Skills in :data:`URGENT_SKILLS` get three crews or more when there are crews enough,
+    rotating over early, late and night shifts so one is out around the clock; the others
+    rotate over day, early and late shifts.
+    """
+    if not depots:
+        raise ValueError("crews: expected at least one depot")
+    crews: list[Crew] = []
+    urgent = [s for s in workload_h if s in URGENT_SKILLS and workload_h[s] > 0]
+    others = sum(1 for s in workload_h if s not in URGENT_SKILLS and workload_h[s] > 0)
+    minimum = {s: 3 for s in urgent} if n_crews >= 3 * len(urgent) + others else None
+    for skill, count in crew_counts(n_crews, workload_h, minimum).items():
+        rotation = (("early", "late", "night") if skill in URGENT_SKILLS
+                    else ("day", "early", "late", "day", "early"))
+        for k in range(count):
+            shift = SHIFTS[rotation[k % len(rotation)]]
+            n = len(crews)
+            crews.append(Crew(f"{skill}-{k + 1:02d}", skill, depots[n % len(depots)], shift,
+                              vehicle="tanker truck" if skill == "sewer" else "van"))
+    return crews

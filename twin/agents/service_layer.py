@@ -1,0 +1,690 @@
+"""The city's request service on the twin's clock: citizens, channels, triage, crews.
+
+:class:`CitizenServices` is a layer (name ``"citizens"``). ``build`` makes the
+households, the street router and the crews; ``start`` puts on the clock one
+process that draws each day's background requests, the phone centre, one
+process per crew and an hourly recorder; ``apply`` turns incidents published
+by the network layers (``StreetFlooded`` today) into reports by residents
+nearby. Triage merges duplicates (same incident, or same service within
+``duplicate_radius_m`` and ``duplicate_window_h``), sets the priority and the
+promised date and makes a work order; a crew's repair publishes the events
+that change the network (``LeakStopped`` and ``RepairDone`` for a leak,
+``StreetReopened`` for a flooded street). Results: :meth:`kpis`,
+:meth:`request_table` (Open311 fields) and the recorder's hourly series
+(``backlog``, ``open_requests``, ``crews_busy``, ``phone_queue``).
+
+Requests are kept in columns (lists), not in a DataFrame, so a year of 60,000
+costs no more than the events it schedules; :func:`simulate_city` runs a
+whole city for the ``twin citizens simulate`` command.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from twin.agents.channels import Calendar, Counter, PhoneCentre, PhoneStaffing, Reminders
+from twin.agents.citizens import CHANNELS, BackgroundDemand, Households
+from twin.agents.crews import Crew, StreetRouter, make_crews
+from twin.agents.dispatch import MIN_SHIFT_LEFT_S, Dispatcher, WorkOrder
+from twin.events import (Event, LeakStopped, PipeBurst, RepairDone, RequestFiled,
+                         StreetFlooded, StreetReopened, WorkOrderDone)
+from twin.networks.base import Layer
+
+if TYPE_CHECKING:
+    from twin.agents.services import Service
+    from twin.twin import Twin
+
+H = 3600.0
+# mean hours on site per skill (assumptions; a lognormal of sigma 0.5 around them)
+WORK_HOURS: dict[str, float] = {"water": 3.0, "sewer": 1.5, "lighting": 1.0, "waste": 0.5,
+                                "roads": 1.5, "parking": 1.0, "other": 0.75}
+SETUP_S = 300.0                   # parking and setting up at a job
+OFFICE_SERVICES = ("parking_permit_renewal",)   # answered by the back office, no crew
+PHONE_HANDLE_S = {"request": 300.0, "information": 180.0}
+
+
+@dataclass
+class ServicePolicy:
+    """What a run of the service varies. Units in names; defaults for a mid-size city.
+
+    ``phone_agents`` None: one agent per 60,000 inhabitants, at least 2.
+    ``report_probability``: chance that a household within ``report_radius_m`` of an
+    incident reports it (times its propensity), at most ``max_reports`` reports.
+    ``info_calls_per_phone_request``: calls that ask something and file nothing.
+    """
+
+    policy: str = "priority"
+    crews: int = 40
+    depots: int = 3
+    phone_agents: int | None = None
+    counter_desks: int = 2
+    reminders: Reminders = field(default_factory=Reminders)
+    volume_factor: float = 1.0
+    report_probability: float = 0.05
+    report_radius_m: float = 150.0
+    max_reports: int = 12
+    mean_report_delay_s: float = 2400.0
+    duplicate_radius_m: float = 50.0
+    duplicate_window_h: float = 72.0
+    unable_to_fix_share: float = 0.03
+    info_calls_per_phone_request: float = 1.0
+    abandoned_retry_share: float = 0.5        # hung-up callers who file online later
+    record_step_s: float = 3600.0
+
+
+class _Requests:
+    """The request table as columns; a row is a request's number (id = row + 1)."""
+
+    COLUMNS = ("service", "household", "x_m", "y_m", "node", "channel", "intent_s",
+               "requested_s", "triaged_s", "expected_s", "closed_s", "updated_s", "state",
+               "priority", "incident_id", "duplicate_of", "crew_id", "notes")
+
+    def __init__(self) -> None:
+        for name in self.COLUMNS:
+            setattr(self, name, [])
+
+    def __len__(self) -> int:
+        return len(self.service)
+
+    def add(self, service: int, household: int, x_m: float, y_m: float, node: int,
+            channel: int, intent_s: float, incident_id: str = "") -> int:
+        row = len(self.service)
+        nan = math.nan
+        for name, value in (("service", service), ("household", household), ("x_m", x_m),
+                            ("y_m", y_m), ("node", node), ("channel", channel),
+                            ("intent_s", intent_s), ("requested_s", nan), ("triaged_s", nan),
+                            ("expected_s", nan), ("closed_s", nan), ("updated_s", intent_s),
+                            ("state", "new"), ("priority", 0), ("incident_id", incident_id),
+                            ("duplicate_of", -1), ("crew_id", ""), ("notes", "")):
+            getattr(self, name).append(value)
+        return row
+
+
+@dataclass
+class _Incident:
+    event: Event
+    service: int
+    repairs: list[Event]              # published when the crew has repaired it
+    master: int = -1                  # request row carrying the work order
+    reports: int = 0
+    repaired_s: float | None = None
+
+
+class CitizenServices(Layer):
+    """Households, channels, triage, work orders and crews on the twin's clock.
+
+    ``catalogue``: services by code (default :func:`twin.agents.services.default_catalogue`).
+    """
+
+    name = "citizens"
+
+    def __init__(self, policy: ServicePolicy | None = None,
+                 catalogue: dict[str, "Service"] | None = None) -> None:
+        self.policy = policy or ServicePolicy()
+        self._catalogue = catalogue
+        self.twin: "Twin | None" = None
+
+    # ------------------------------------------------------------------ build
+    def build(self, twin: "Twin") -> None:
+        if twin.city is None:
+            raise ValueError("citizens layer: the twin has no city (households and streets "
+                             "come from it); build the twin with a City")
+        from twin.agents.services import default_catalogue
+
+        self.twin, pol = twin, self.policy
+        self.catalogue = self._catalogue or default_catalogue()
+        self.services: list["Service"] = list(self.catalogue.values())
+        self._code_row = {s.service_code: i for i, s in enumerate(self.services)}
+        city = twin.city
+        self.calendar = Calendar(twin.clock.start)
+        self.rng = twin.rng.stream("citizens.requests")
+        self._crew_rng = twin.rng.stream("citizens.crews")
+        self.households = Households(city, twin.rng.stream("citizens.households"))
+        self.demand = BackgroundDemand(self.services, self.households.population,
+                                       pol.volume_factor)
+        self.router = StreetRouter(city)
+        self._home_node = self.router.nearest_node(self.households.x_m, self.households.y_m)
+        self.crews = make_crews(pol.crews, self._workload_h(), self._depots(pol.depots))
+        self.dispatcher = Dispatcher(pol.policy, self.router)
+        self.requests = _Requests()
+        self.orders: list[WorkOrder] = []
+        self.trips: list[tuple] = []         # (crew, order, from node, to node, depart, arrive, m)
+        self.incidents: dict[str, _Incident] = {}
+        self._bursts: dict[int, PipeBurst] = {}
+        self._by_incident: dict[str, int] = {}
+        self._cells: dict[tuple, list[int]] = {}
+        self._children: dict[int, list[int]] = {}    # original row -> its duplicates
+        self._open = 0
+        self.reminders_sent = self.renewals_online = 0
+        self.info_calls = self.lost = 0
+
+    def _workload_h(self) -> dict[str, float]:
+        """Expected crew hours a year per skill (on site, set-up, ~10 min driving)."""
+        work: dict[str, float] = {}
+        for s in self.services:
+            if s.service_code in OFFICE_SERVICES:
+                continue
+            per_year = s.rate_per_1000_per_year * self.households.population / 1000.0
+            hours = per_year * (WORK_HOURS.get(s.skill, 1.0) + SETUP_S / H + 1 / 6)
+            work[s.skill] = work.get(s.skill, 0.0) + hours
+        return work
+
+    def _depots(self, n: int) -> list[int]:
+        """``n`` depots spread on a circle around the centre (intersection rows)."""
+        xy = self.router.xy_m
+        centre = xy.mean(axis=0)
+        r = 0.35 * float(np.percentile(np.hypot(*(xy - centre).T), 90))
+        angle = 2 * np.pi * np.arange(max(n, 1)) / max(n, 1)
+        pts = centre + r * np.column_stack([np.cos(angle), np.sin(angle)]) * (n > 1)
+        return [int(k) for k in self.router.nearest_node(pts[:, 0], pts[:, 1])]
+
+    # ------------------------------------------------------------------ step
+    def start(self, twin: "Twin") -> None:
+        twin.bus.subscribe(PipeBurst, self.apply)
+        twin.bus.subscribe(StreetFlooded, self.apply)
+        env = twin.clock.env
+        self.env = env
+        staffing = PhoneStaffing(agents=self.policy.phone_agents if self.policy.phone_agents
+                                 is not None else max(2, round(self.households.population / 60_000)))
+        self.phone = PhoneCentre(env, self.calendar, staffing, twin.rng.stream("citizens.phone"))
+        self.counter = Counter(desks=self.policy.counter_desks)
+        self.phone.start()
+        env.process(self._days())
+        for crew in self.crews:
+            env.process(self._crew(crew))
+        env.process(self._record())
+
+    def _at(self, time_s: float, action: Callable, *args) -> None:
+        """Call ``action(*args)`` when the clock reaches ``time_s`` (no process needed)."""
+        ev = self.env.timeout(max(time_s - self.env.now, 0.0))
+        ev.callbacks.append(lambda _ev: action(*args))
+
+    def _days(self):
+        """Each midnight: draw the day's background requests and put them on the clock."""
+        cal = self.calendar
+        day = cal.day_number(self.env.now)
+        while True:
+            start_s = cal.day_start_s(day)
+            batch = self.demand.draw_day(cal.date(day), start_s, self.households, self.rng)
+            keep = batch.time_s >= self.env.now
+            self._schedule_day(batch.time_s[keep], batch.service[keep], batch.household[keep])
+            day += 1
+            yield self.env.timeout(cal.day_start_s(day) - self.env.now)
+
+    def _schedule_day(self, times: np.ndarray, services: np.ndarray, homes: np.ndarray) -> None:
+        hh = self.households
+        channels = hh.channel[homes]
+        codes = [self.services[k].service_code for k in services]
+        channels, sent, moved = self.policy.reminders.apply(channels, codes, self.rng, CHANNELS)
+        self.reminders_sent += sent
+        self.renewals_online += moved
+        nodes = self._home_node[homes]
+        for t, s, h, c, n in zip(times.tolist(), services.tolist(), homes.tolist(),
+                                 channels.tolist(), nodes.tolist()):
+            row = self.requests.add(s, h, hh.x_m[h], hh.y_m[h], n, c, t)
+            self._at(t, self._contact, row)
+        phone_calls = int((channels == CHANNELS.index("phone")).sum())
+        n_info = self.rng.poisson(self.policy.info_calls_per_phone_request * phone_calls)
+        for t in (times[0] + self.rng.random(n_info) * (times[-1] - times[0])
+                  if len(times) else ()):
+            self._at(float(t), self._info_call)
+
+    def _info_call(self) -> None:
+        self.info_calls += 1
+        when = self._call_time(self.env.now)
+        self._at(when, self.phone.call, "information", self._handle_s("information"))
+
+    def _call_time(self, now: float) -> float:
+        """When a caller gets through: now if the centre is open, else some time in the
+        first six hours of the next opening (not all at the opening minute)."""
+        opens = self.phone.next_open_s(now)
+        if opens == now:
+            return now
+        return self.phone.next_open_s(opens + float(self.rng.random()) * 6 * H)
+
+    def _handle_s(self, kind: str) -> float:
+        return float(self.rng.lognormal(math.log(PHONE_HANDLE_S[kind]) - 0.125, 0.5))
+
+    # ------------------------------------------------------------------ channels
+    def _contact(self, row: int) -> None:
+        """The citizen reaches the city through the request's channel."""
+        req, now = self.requests, self.env.now
+        channel = CHANNELS[req.channel[row]]
+        if channel in ("app", "web"):
+            self._receive(row, now)
+        elif channel == "phone":
+            when = self._call_time(now)
+            if when > now:
+                self._at(when, self._ring, row)
+            else:
+                self._ring(row)
+        else:
+            self._at(self.counter.book(now, self.calendar), self._receive, row, None)
+
+    def _ring(self, row: int) -> None:
+        self.phone.call("request", self._handle_s("request"),
+                        answered=lambda end_s: self._receive(row, end_s, triaged=True),
+                        hung_up=lambda now_s: self._hung_up(row))
+
+    def _hung_up(self, row: int) -> None:
+        if self.rng.random() < self.policy.abandoned_retry_share:
+            self.requests.channel[row] = CHANNELS.index("web")
+            self._at(self.env.now + float(self.rng.uniform(0.5, 4.0)) * H, self._receive,
+                     row, None)
+        else:
+            self.lost += 1
+            self.requests.state[row] = "lost"
+
+    def _receive(self, row: int, when_s: float | None, triaged: bool = False) -> None:
+        """The request enters the system: received now, triaged at once or by the back office."""
+        req, now = self.requests, self.env.now
+        req.requested_s[row] = now if when_s is None else when_s
+        req.state[row] = "received"
+        req.updated_s[row] = now
+        svc = self.services[req.service[row]]
+        if triaged or svc.priority == 1:     # phone agents and the urgent keywords triage at once
+            self._triage(row)
+        else:
+            self._at(self._office_time(now), self._triage, row)
+
+    def _office_time(self, now: float) -> float:
+        """When the back office (weekdays 8-18) looks at a request that came in at ``now``."""
+        weekday, hour = self.calendar.weekday_hour(now)
+        if weekday < 5 and 8 <= hour < 18:
+            return now + float(self.rng.exponential(1200.0))
+        t = (now // H + 1) * H
+        while True:
+            weekday, hour = self.calendar.weekday_hour(t)
+            if weekday < 5 and 8 <= hour < 18:
+                return t + float(self.rng.uniform(0, 2 * H))
+            t += H
+
+    # ------------------------------------------------------------------ triage
+    def _triage(self, row: int) -> None:
+        req, now, pol = self.requests, self.env.now, self.policy
+        svc = self.services[req.service[row]]
+        req.triaged_s[row] = req.updated_s[row] = now
+        req.priority[row] = svc.priority
+        master = self._duplicate_of(row)
+        if master >= 0:         # open (Open311) until its original closes
+            req.state[row] = "duplicate"
+            req.duplicate_of[row] = master
+            req.notes[row] = f"duplicate of request {master + 1}"
+            self._children.setdefault(master, []).append(row)
+            return
+        req.state[row] = "triaged"
+        req.expected_s[row] = req.requested_s[row] + svc.promise_h * H
+        self._open += 1
+        if req.incident_id[row]:
+            self._by_incident[req.incident_id[row]] = row
+            self.incidents[req.incident_id[row]].master = row
+        cell = (req.service[row], int(req.x_m[row] // pol.duplicate_radius_m),
+                int(req.y_m[row] // pol.duplicate_radius_m))
+        self._cells.setdefault(cell, []).append(row)
+        if svc.service_code in OFFICE_SERVICES:
+            self._at(now + float(self.rng.exponential(0.3 * svc.promise_h * H)), self._close,
+                     row, "closed", "done by the back office")
+            return
+        mean_work_s = WORK_HOURS.get(svc.skill, 1.0) * H
+        order = WorkOrder(len(self.orders), row, svc.skill, svc.priority, req.node[row], now,
+                          req.expected_s[row],
+                          float(self._crew_rng.lognormal(math.log(mean_work_s) - 0.125, 0.5)),
+                          incident_id=req.incident_id[row])
+        self.orders.append(order)
+        crew = self.dispatcher.add(order)
+        if crew is not None and crew.wake is not None and not crew.wake.triggered:
+            crew.wake.succeed()
+
+    def _duplicate_of(self, row: int) -> int:
+        """The open request ``row`` repeats, or -1: same incident, or same service within
+        ``duplicate_radius_m`` and ``duplicate_window_h``."""
+        req, pol = self.requests, self.policy
+        incident = req.incident_id[row]
+        if incident:      # a report of an incident repeats only reports of that incident
+            return self._by_incident.get(incident, -1)
+        r = pol.duplicate_radius_m
+        x, y, s = req.x_m[row], req.y_m[row], req.service[row]
+        cx, cy = int(x // r), int(y // r)
+        since = req.requested_s[row] - pol.duplicate_window_h * H
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                rows = self._cells.get((s, cx + dx, cy + dy))
+                if not rows:
+                    continue
+                rows[:] = [k for k in rows if math.isnan(req.closed_s[k])]   # forget closed
+                for k in rows:
+                    if (req.requested_s[k] >= since
+                            and (req.x_m[k] - x) ** 2 + (req.y_m[k] - y) ** 2 <= r * r):
+                        return k
+        return -1
+
+    def _close(self, row: int, state: str, notes: str) -> None:
+        """Close ``row`` (state 'closed' or 'unable_to_fix') and its duplicates with it."""
+        req, now = self.requests, self.env.now
+        req.state[row] = state
+        req.closed_s[row] = req.updated_s[row] = now
+        req.notes[row] = notes
+        self._open -= 1
+        for child in self._children.pop(row, ()):
+            req.state[child] = "closed"
+            req.closed_s[child] = req.updated_s[child] = now
+            req.notes[child] = f"duplicate of request {row + 1}, closed with it: {notes}"
+
+    # ------------------------------------------------------------------ crews
+    def _shift_left_s(self, crew: Crew) -> float | None:
+        weekday, hour = self.calendar.weekday_hour(self.env.now)
+        return crew.shift.window_end_s(weekday, hour)
+
+    def _crew(self, crew: Crew):
+        env, disp = self.env, self.dispatcher
+        planned_window = -1
+        while True:
+            left = self._shift_left_s(crew)
+            if left is None or left < MIN_SHIFT_LEFT_S:
+                disp.crew_busy(crew)
+                if crew.assigned is not None:        # handed over as the shift ended
+                    order, crew.assigned = crew.assigned, None
+                    order.taken, order.crew_id = False, ""
+                    self._redispatch(order)
+                if crew.node != crew.depot:
+                    yield from self._drive(crew, None, crew.depot)
+                weekday, hour = self.calendar.weekday_hour(env.now)
+                wait = (left if left is not None else crew.shift.next_start_s(weekday, hour))
+                yield env.timeout(max(wait, 1.0))
+                continue
+            window_end = round(env.now + left)
+            if window_end != planned_window:          # a new shift window starts
+                planned_window = window_end
+                crew.on_shift_s += left
+                disp.plan_route(crew, left)
+            order = crew.assigned or disp.next_for(crew)
+            crew.assigned = None
+            if order is None:
+                crew.wake = env.event()
+                disp.crew_idle(crew)
+                yield crew.wake | env.timeout(left)
+                disp.crew_busy(crew)
+                crew.wake = None
+                continue
+            yield from self._job(crew, order)
+
+    def _redispatch(self, order: WorkOrder) -> None:
+        crew = self.dispatcher.add(order)
+        if crew is not None and crew.wake is not None and not crew.wake.triggered:
+            crew.wake.succeed()
+
+    def _drive(self, crew: Crew, order: WorkOrder | None, to: int):
+        t0 = self.env.now
+        secs, metres = self.router.travel(crew.node, to)
+        yield self.env.timeout(secs)
+        self.trips.append((crew.crew_id, -1 if order is None else order.order_id, crew.node, to,
+                           t0, self.env.now, metres))
+        crew.driven_m += metres
+        crew.node = to
+
+    def _job(self, crew: Crew, order: WorkOrder):
+        env, req = self.env, self.requests
+        row = order.request
+        t0 = env.now
+        req.state[row], req.crew_id[row], req.updated_s[row] = "scheduled", crew.crew_id, t0
+        yield from self._drive(crew, order, order.node)
+        req.state[row], req.updated_s[row] = "in_progress", env.now
+        yield env.timeout(SETUP_S + order.work_s)
+        crew.busy_s += env.now - t0
+        crew.jobs += 1
+        incident = self.incidents.get(order.incident_id) if order.incident_id else None
+        fixed = incident is not None or self._crew_rng.random() >= self.policy.unable_to_fix_share
+        req.state[row] = "fixed" if fixed else "unable_to_fix"
+        if incident is not None:
+            self._repaired(incident, order, crew)
+        if fixed:
+            self._close(row, "closed", f"fixed by crew {crew.crew_id}")
+        else:
+            self._close(row, "unable_to_fix", f"crew {crew.crew_id} could not fix it")
+
+    def _repaired(self, incident: _Incident, order: WorkOrder, crew: Crew) -> None:
+        """Publish the work order's end and the repair events that change the network."""
+        now = self.env.now
+        incident.repaired_s = now
+        done = self.twin.publish(WorkOrderDone(
+            time_s=now, source=self.name, cause_id=incident.event.event_id or None,
+            order_id=f"wo{order.order_id + 1}", request_id=str(order.request + 1),
+            crew_id=crew.crew_id, incident_id=order.incident_id, outcome="fixed"))
+        for repair in incident.repairs:
+            self.twin.publish(_with(repair, time_s=now, cause_id=done.event_id))
+
+    # ------------------------------------------------------------------ incidents
+    def apply(self, event: Event) -> None:
+        if isinstance(event, PipeBurst):
+            self._bursts[event.event_id] = event
+        elif isinstance(event, StreetFlooded):
+            self._flooded(event)
+
+    def _service_row(self, code: str, skill: str) -> int:
+        if code in self._code_row:
+            return self._code_row[code]
+        for k, s in enumerate(self.services):
+            if s.skill == skill:
+                return k
+        raise ValueError(f"citizens: the catalogue has no service {code!r} nor any of "
+                         f"skill {skill!r} to report an incident with")
+
+    def _flooded(self, ev: StreetFlooded) -> None:
+        """Residents near a flooded street report it; its repair is planned now."""
+        burst = self._bursts.get(ev.cause_id) if ev.cause_id else None
+        repairs: list[Event] = []
+        if burst is not None:
+            service = self._service_row("water_leak_street", "water")
+            repairs += [LeakStopped(time_s=0, source=self.name, pipe_id=burst.pipe_id,
+                                    started_at_s=burst.time_s),
+                        RepairDone(time_s=0, source=self.name, layer="water",
+                                   element_id=burst.pipe_id)]
+        else:
+            service = self._service_row("flooded_street", "sewer")
+            repairs.append(RepairDone(time_s=0, source=self.name, layer="streets",
+                                      element_id=",".join(ev.street_ids)))
+        if ev.street_ids:
+            repairs.append(StreetReopened(time_s=0, source=self.name, street_ids=ev.street_ids))
+        incident_id = f"{ev.kind}-{ev.event_id}"
+        self.incidents[incident_id] = _Incident(ev, service, repairs)
+        self._schedule_reports(incident_id, ev.x, ev.y, max(self.policy.report_radius_m,
+                                                            3 * ev.radius_m))
+
+    def _schedule_reports(self, incident_id: str, x: float, y: float, radius_m: float) -> None:
+        pol, rng, hh = self.policy, self.rng, self.households
+        near = hh.near(x, y, radius_m)
+        chance = np.minimum(pol.report_probability * hh.propensity[near], 1.0)
+        reporters = near[rng.random(len(near)) < chance]
+        delays = rng.exponential(pol.mean_report_delay_s, len(reporters)) + 60.0
+        order = np.argsort(delays)[: pol.max_reports]
+        for h, delay in zip(reporters[order].tolist(), delays[order].tolist()):
+            when = self.env.now + delay
+            weekday, hour = self.calendar.weekday_hour(when)
+            if hour < 6.5:                            # asleep: reports it in the morning
+                when += (6.5 - hour) * H + float(rng.exponential(1800.0))
+            self._at(when, self._report, incident_id, h)
+
+    def _report(self, incident_id: str, household: int) -> None:
+        incident, hh = self.incidents[incident_id], self.households
+        if incident.repaired_s is not None:          # nobody reports what is fixed already
+            return
+        ev = incident.event
+        x = ev.x + float(self.rng.normal(0, 10.0))
+        y = ev.y + float(self.rng.normal(0, 10.0))
+        node = int(self.router.nearest_node(ev.x, ev.y)[0])
+        channel = int(hh.channel[household])
+        if CHANNELS[channel] == "counter":           # nobody books an appointment for a leak
+            channel = CHANNELS.index("phone")
+        row = self.requests.add(incident.service, household, x, y, node, channel,
+                                self.env.now, incident_id)
+        incident.reports += 1
+        self.twin.publish(RequestFiled(
+            time_s=self.env.now, source=self.name, cause_id=ev.event_id or None,
+            request_id=str(row + 1), service_code=self.services[incident.service].service_code,
+            incident_id=incident_id, channel=CHANNELS[channel], x=x, y=y))
+        self._contact(row)
+
+    # ------------------------------------------------------------------ record
+    def _record(self):
+        env, rec, step = self.env, self.twin.recorder, self.policy.record_step_s
+        skills = sorted({c.skill for c in self.crews})
+        elements = skills + ["all"]
+        while True:
+            backlog = [self.dispatcher.backlog(s) for s in skills]
+            rec.record(env.now, self.name, "backlog", "work orders", elements,
+                       backlog + [sum(backlog)])
+            rec.record(env.now, self.name, "open_requests", "requests", ["all"], [self._open])
+            busy = sum(1 for c in self.crews
+                       if c.wake is None and self._shift_left_s(c) is not None)
+            rec.record(env.now, self.name, "crews_busy", "crews", ["all"], [busy])
+            rec.record(env.now, self.name, "phone_queue", "calls", ["all"],
+                       [self.phone.queue_length()])
+            yield env.timeout(step)
+
+    # ------------------------------------------------------------------ results
+    def _columns(self) -> dict[str, np.ndarray]:
+        req = self.requests
+        return {name: np.asarray(getattr(req, name)) for name in
+                ("service", "channel", "intent_s", "requested_s", "triaged_s", "expected_s",
+                 "closed_s", "state", "priority", "duplicate_of")}
+
+    def kpis(self) -> dict[str, float]:
+        """Figures of the run so far; hours, seconds, km and shares as their names say."""
+        if not hasattr(self, "env"):
+            return {}
+        c, now = self._columns(), self.env.now
+        filed = ~np.isnan(c["requested_s"]) if len(c["state"]) else np.zeros(0, bool)
+        dup = c["duplicate_of"] >= 0
+        master = filed & ~dup & ~np.isnan(c["triaged_s"])
+        closed = master & ~np.isnan(c["closed_s"])
+        close_h = (c["closed_s"] - c["requested_s"])[closed] / H
+        first_h = (c["triaged_s"] - c["intent_s"])[filed & ~np.isnan(c["triaged_s"])] / H
+        due = master & (closed | (c["expected_s"] <= now))
+        in_time = due & (c["closed_s"] <= c["expected_s"])
+        urgent = due & (c["priority"] == 1)
+        shift_s = sum(cr.on_shift_s for cr in self.crews)
+        waits = np.asarray(self.phone.waits_s)
+        calls = self.phone.answered + self.phone.abandoned
+        out: dict[str, float] = {
+            "requests": float(filed.sum()),
+            "duplicates": float(dup.sum()),
+            "closed": float(closed.sum()),
+            "open_at_end": float(self._open),
+            "lost_requests": float(self.lost),
+            "median_hours_to_close": _median(close_h),
+            "mean_hours_to_close": float(close_h.mean()) if close_h.size else math.nan,
+            "median_hours_to_first_response": _median(first_h),
+            "within_promise_share": float(in_time.sum() / due.sum()) if due.any() else math.nan,
+            "urgent_within_promise_share": (float((in_time & urgent).sum() / urgent.sum())
+                                            if urgent.any() else math.nan),
+            "work_orders": float(len(self.orders)),
+            "backlog_end": float(self.dispatcher.backlog()),
+            "crew_utilisation": sum(cr.busy_s for cr in self.crews) / shift_s if shift_s else 0.0,
+            "km_driven": sum(cr.driven_m for cr in self.crews) / 1000.0,
+            "phone_calls": float(calls),
+            "phone_mean_wait_s": float(waits.mean()) if waits.size else 0.0,
+            "phone_p90_wait_s": float(np.percentile(waits, 90)) if waits.size else 0.0,
+            "phone_abandoned_share": self.phone.abandoned / calls if calls else 0.0,
+            "counter_visits": float(sum(self.counter.booked.values())),
+            "reminders_sent": float(self.reminders_sent),
+            "renewals_moved_online": float(self.renewals_online),
+            "incidents": float(len(self.incidents)),
+        }
+        for k, name in enumerate(CHANNELS):
+            out[f"requests_channel_{name}"] = float((filed & (c["channel"] == k)).sum())
+        for k, s in enumerate(self.services):
+            out[f"requests_service_{s.service_code}"] = float((filed & (c["service"] == k)).sum())
+        return out
+
+    def request_table(self) -> pd.DataFrame:
+        """Filed requests with the Open311 GeoReport v2 fields and the internal state."""
+        from pyproj import Transformer
+
+        from twin.agents.requests import coerce_requests, open311_status
+
+        req, c = self.requests, self._columns()
+        rows = np.flatnonzero(~np.isnan(c["requested_s"])) if len(req) else np.zeros(0, int)
+        x, y = np.asarray(req.x_m)[rows], np.asarray(req.y_m)[rows]
+        lon, lat = Transformer.from_crs(self.twin.city.crs, "EPSG:4326",
+                                        always_xy=True).transform(x, y)
+        start = pd.Timestamp(self.twin.clock.start)
+
+        def when(name: str) -> pd.Series:
+            return start + pd.to_timedelta(np.asarray(getattr(req, name))[rows], unit="s")
+
+        svc = [self.services[k] for k in c["service"][rows]]
+        states = c["state"][rows]
+        dup = c["duplicate_of"][rows]
+        frame = pd.DataFrame({
+            "service_request_id": (rows + 1).astype(str),
+            "service_code": [s.service_code for s in svc],
+            "service_name": [s.service_name for s in svc],
+            "description": [s.description for s in svc],
+            "lat": lat, "long": lon, "x_m": x, "y_m": y,
+            "requested_datetime": when("requested_s"),
+            "expected_datetime": when("expected_s"),
+            "updated_datetime": when("updated_s"),
+            "closed_datetime": when("closed_s"),
+            "status": [open311_status(s) for s in states],
+            "status_notes": np.asarray(req.notes, dtype=object)[rows],
+            "agency_responsible": [s.agency_responsible for s in svc],
+            "channel": [CHANNELS[k] for k in c["channel"][rows]],
+            "state": states,
+            "priority": c["priority"][rows],
+            "incident_id": np.asarray(req.incident_id, dtype=object)[rows],
+            "duplicate_of": np.where(dup >= 0, (dup + 1).astype(str), ""),
+            "crew_id": np.asarray(req.crew_id, dtype=object)[rows],
+        })
+        return coerce_requests(frame)
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else math.nan
+
+
+def _with(event: Event, **changes: Any) -> Event:
+    from dataclasses import replace
+
+    return replace(event, **changes)
+
+
+def simulate_city(population: int = 250_000, days: float = 365.0, crews: int = 40,
+                  policy: str = "priority", seed: int = 0, city_seed: int = 0,
+                  progress: bool = False, **policy_fields: Any) -> dict[str, Any]:
+    """Run the request service of a generated city for ``days`` and summarise it.
+
+    ``seconds`` is the wall time of the run itself (building the city, households,
+    router and crews is ``setup_seconds``); ``simulated_per_wall`` their ratio.
+    """
+    from twin.city.generator import generate_city
+    from twin.twin import Twin
+
+    if days <= 0:
+        raise ValueError(f"days: expected > 0, got {days}")
+    known = {f.name for f in fields(ServicePolicy)}
+    unknown = set(policy_fields) - known
+    if unknown:
+        raise ValueError(f"unknown service policy fields {sorted(unknown)}; "
+                         f"expected some of {sorted(known)}")
+    t0 = time.perf_counter()
+    twin = Twin(city=generate_city(population=population, seed=city_seed), seed=seed)
+    layer = twin.add_layer(CitizenServices(ServicePolicy(policy=policy, crews=crews,
+                                                         **policy_fields)))
+    t1 = time.perf_counter()
+    horizon_s = days * 86400.0
+    twin.run(horizon_s, progress=progress, label="citizens")
+    seconds = time.perf_counter() - t1
+    kpis = layer.kpis()
+    out = {key: kpis[key] for key in ("requests", "duplicates", "closed",
+                                      "median_hours_to_close", "within_promise_share")}
+    out.update({"population": population, "households": len(layer.households), "days": days,
+                "crews": crews, "policy": policy, "seed": seed,
+                "seconds": round(seconds, 3), "setup_seconds": round(t1 - t0, 3),
+                "simulated_per_wall": round(horizon_s / seconds, 1), "kpis": kpis})
+    return out
