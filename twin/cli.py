@@ -111,6 +111,53 @@ def cmd_water_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days > 0, got {text!r}")
+    return value
+
+
+def cmd_citizens_simulate(args: argparse.Namespace) -> int:
+    from twin.agents.service_layer import simulate_city
+
+    if args.population < 1000:
+        print(f"error: --population: expected >= 1000 inhabitants, got {args.population}",
+              file=sys.stderr)
+        return 2
+    try:
+        result = simulate_city(population=args.population, days=args.days, crews=args.crews,
+                               policy=args.policy, seed=args.seed,
+                               progress=not args.json and not args.no_progress)
+    except ValueError as exc:          # too few crews for the skills, ...
+        return _bad_input(exc)
+    if args.json:
+        print(json.dumps(result, default=float))
+        return 0
+    k = result["kpis"]
+    print(f"{args.population:,} inhabitants, {args.days:g} days, {args.crews} crews, "
+          f"policy {args.policy}: simulated in {result['seconds']:.2f} s "
+          f"(+{result['setup_seconds']:.2f} s setup)")
+    for key in ("requests", "duplicates", "closed", "median_hours_to_close",
+                "within_promise_share", "urgent_within_promise_share", "crew_utilisation",
+                "km_driven", "phone_abandoned_share", "phone_mean_wait_s", "backlog_end"):
+        print(f"  {key:32s} {k[key]:.4g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="urban-twin: simulate a city's networks on one clock.")
@@ -146,6 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_water_simulate)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    from twin.agents.dispatch import POLICIES
+
+    pc = sub.add_parser("citizens", help="citizens' requests, channels and field crews")
+    csub = pc.add_subparsers(dest="citizens_command", metavar="CITIZENS_COMMAND")
+    c = csub.add_parser("simulate", help="a generated city's requests answered by its crews")
+    c.add_argument("--population", type=_positive_int, default=250_000,
+                   help="inhabitants of the generated city (default 250000)")
+    c.add_argument("--days", type=_positive_days, default=365.0, help="simulated days (default 365)")
+    c.add_argument("--crews", type=_positive_int, default=40, help="field crews (default 40)")
+    c.add_argument("--policy", choices=POLICIES, default="priority",
+                   help="dispatch policy (default priority)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_citizens_simulate)
+    pc.set_defaults(func=lambda a: (pc.print_help(), 2)[1])
     _add_plugin_commands(sub)
     return parser
 
