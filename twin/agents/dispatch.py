@@ -108,18 +108,19 @@ class Dispatcher:
     # ------------------------------------------------------------ decisions
     def add(self, order: WorkOrder) -> "Crew | None":
         """Put ``order`` in the backlog, or hand it to an idle crew (returned, to be woken)."""
-        idle = list(self._idle.get(order.skill, {}).values())
+        idle_by_id = self._idle.get(order.skill, {})
         send_now = self.policy != "batched" or order.priority == URGENT
-        if not idle or not send_now:
+        if not idle_by_id or not send_now:
             order.queued = True
             self._waiting[order.skill] = self._waiting.get(order.skill, 0) + 1
             self._push(order)
             return None
         if self.policy in ("nearest", "batched"):
+            idle = list(idle_by_id.values())
             times = np.array([self.router.travel(c.node, order.node)[0] for c in idle])
             crew = idle[int(np.argmin(times))]
-        else:
-            crew = idle[0]
+        else:                                  # the crew idle longest
+            crew = next(iter(idle_by_id.values()))
         self.crew_busy(crew)
         self._open.setdefault(order.skill, {})
         crew.assigned = self._take(order, crew)
