@@ -44,8 +44,14 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
+from twin.errors import BadInput
+
 from live_bridge.leak_scoring import Detection, PipeDistances
 from live_bridge.sensitivity import Signatures
+
+
+class SettingsError(BadInput):
+    """Detector settings that cannot work (a training window too short...)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class DetectorSettings:
     repaired_h: int = 48
     full_whitening: bool = True       # whiten with the sensors' noise covariance
     shrinkage: float = 0.5            # of that covariance towards its diagonal
+    sensor_bias: bool = True          # a pressure sensor's own step competes with the leaks
+    bias_margin: float = 2.0          # ... and wins when it explains the run this much better
     relocate_factor: float = 2.0      # move a declared leak when a pipe explains it this much better
     region_m: float = 0.0             # a declared leak is fitted as any mix of the pipes this near
     sigma_floor: dict = field(default_factory=lambda: {"pressures": 0.002, "flows": 0.1})
@@ -87,16 +95,31 @@ class SequentialLeakTest:
         self.S = np.concatenate([s.values[:, rows, :] for s in sigs], axis=2)  # [24, n_s, F*n_p]
         self.n_pipes = len(sig.pipes)
         self.families = len(sigs)
+        self.n_leak_cols = self.families * self.n_pipes
+        # a sensor's own bias is one more candidate: a step of 1 m at that sensor alone
+        self.bias_sensors = [c for c in self.columns if c.startswith("pressures:")] \
+            if settings.sensor_bias else []
+        if self.bias_sensors:
+            E = np.zeros((24, len(self.columns), len(self.bias_sensors)))
+            for k, c in enumerate(self.bias_sensors):
+                E[:, self.columns.index(c), k] = 1.0
+            self.S = np.concatenate([self.S, E], axis=2)
         self.n_s, self.n_p = self.S.shape[1], self.S.shape[2]
         if settings.block_days < 1 or int(settings.block_days) != settings.block_days:
             raise ValueError("block_days must be a whole number of days >= 1")
         self.block_h = 24 * int(settings.block_days)
+        if settings.train_days < settings.block_days + 1:
+            raise SettingsError(
+                f"train_days={settings.train_days:g}: the training window must hold at least "
+                f"block_days + 1 = {settings.block_days + 1} days, so that the test's own scale "
+                f"can be measured on whole {self.block_h}-hour blocks before it is used")
         self._pipe_index = {p: k for k, p in enumerate(sig.pipes)}
         self._train: list[tuple[pd.Timestamp, np.ndarray]] = []
         self._start: pd.Timestamp | None = None
         self.trained = False
         self._g: list[np.ndarray] = []                      # per hour: x_j . e for every pipe
         self._e: list[np.ndarray] = []                      # per hour: projected residual
+        self._raw: list[np.ndarray] = []                    # per hour: centred residual
         self._hours: list[int] = []
         self.detected: list[list[int]] = []                 # declared leaks: their pipes
         self._cols: np.ndarray | None = None
@@ -108,6 +131,8 @@ class SequentialLeakTest:
         self.reported: list[Detection] = []
         self._over = 0
         self._run_T: np.ndarray | None = None
+        self._run_B: np.ndarray | None = None
+        self.sensor_faults: list[Detection] = []
         self.reference = np.nan
         self.stats: list[tuple] = []
 
@@ -161,14 +186,21 @@ class SequentialLeakTest:
             T, _, _ = self._push(t, row, decide=False)
             if T is not None:
                 train_T.append(T)
-        self.reference = float(np.max(train_T)) if train_T else np.nan
+        if not train_T:
+            raise SettingsError("the training window held no whole block of hours: "
+                                "give more days of data or a longer train_days")
+        self.reference = float(np.max(train_T))
 
     # -- one hour ---------------------------------------------------------------
     def _push(self, t: pd.Timestamp, row: np.ndarray, decide: bool):
         h = t.hour
-        c = (np.where(np.isfinite(row), row - self.base[h], 0.0)) / self.sigma
+        centred = np.where(np.isfinite(row), row - self.base[h], np.nan)
+        c = np.nan_to_num(centred) / self.sigma
         e = self.P @ c
         self._e.append(e)
+        self._raw.append(centred)
+        if len(self._raw) > self.block_h:
+            self._raw.pop(0)
         self._hours.append(h)
         self._g.append(self.Sw[h].T @ e)                    # [n_p]
         if len(self._g) > self.block_h:
@@ -181,8 +213,11 @@ class SequentialLeakTest:
         self._num = num
         T, num_j, den, a = self._test(num, self._columns())
         j = int(np.argmax(T))
-        self._last_T = T.reshape(self.families, self.n_pipes).max(axis=0)
-        self._last_size = (num_j / den).reshape(self.families, self.n_pipes)
+        L = self.n_leak_cols
+        self._last_T = T[:L].reshape(self.families, self.n_pipes).max(axis=0)
+        self._last_size = (num_j[:L] / den[:L]).reshape(self.families, self.n_pipes)
+        self._last_bias = T[L:]
+        self._last_bias_size = num_j[L:] / den[L:]
         return float(T[j]), j, (a, float(num_j[j] / den[j]))
 
     def _test(self, num: np.ndarray, cols: np.ndarray):
@@ -212,8 +247,11 @@ class SequentialLeakTest:
             cols = np.array(sorted({c for i, g in enumerate(self.detected) if i != k
                                     for c in g}), dtype=int)
             T, num_j, den, _ = self._test(self._num, cols)
-            Tp = T.reshape(self.families, self.n_pipes).max(axis=0)
-            size_p = (num_j / den).reshape(self.families, self.n_pipes).max(axis=0)
+            if group[0] >= self.n_leak_cols:
+                continue                                   # a sensor's bias stays put
+            L = self.n_leak_cols
+            Tp = T[:L].reshape(self.families, self.n_pipes).max(axis=0)
+            size_p = (num_j[:L] / den[:L]).reshape(self.families, self.n_pipes).max(axis=0)
             # only the same leak seen elsewhere: a size like its own (not a new leak's)
             Tp = np.where((size_p > 0.5 * sizes[k]) & (size_p < 2.0 * sizes[k]), Tp, 0.0)
             key = self._keys[k]
@@ -277,12 +315,11 @@ class SequentialLeakTest:
             return []
         a, size = extra
         end = t + pd.Timedelta(hours=1)                     # the hour is over
-        rel = T / self.reference if self.reference > 0 else np.inf
+        rel = T / max(self.reference, 1e-12)
         cols = self._columns()
         sizes = self._group_sizes(a)
-        j = j % self.n_pipes
-        self.stats.append((end, self.sig.pipes[j], T, rel, size,
-                           ";".join(f"{self.sig.pipes[g[0] % self.n_pipes]}={x:.1f}"
+        self.stats.append((end, self._name(j), T, rel, size,
+                           ";".join(f"{self._name(g[0])}={x:.1f}"
                                     for g, x in zip(self.detected, sizes))))
         self._forget_repaired(sizes)
         moved = []
@@ -292,14 +329,17 @@ class SequentialLeakTest:
         if rel > self.settings.threshold:
             self._over += 1
             self._run_T = self._last_T if self._run_T is None else self._run_T + self._last_T
+            self._run_B = self._last_bias if self._run_B is None else self._run_B + self._last_bias
         else:
-            self._over, self._run_T = 0, None
+            self._over, self._run_T, self._run_B = 0, None, None
         if self._over < self.settings.persistence_h:
             return moved
         # the place: the pipe that explains the whole run best, not just its last hour
         j = int(np.argmax(self._run_T))
         size = float(np.max(self._last_size[:, j]))
-        self._over, self._run_T = 0, None
+        if len(self._run_B) and np.max(self._run_B) > self.settings.bias_margin * self._run_T[j]:
+            return moved + self._declare_bias(end, rel)
+        self._over, self._run_T, self._run_B = 0, None, None
         pipe = self.sig.pipes[j]
         group = [j]
         if self.distances is not None and self.settings.region_m > 0:
@@ -317,6 +357,31 @@ class SequentialLeakTest:
         det = Detection(pipe, end.to_pydatetime(), size_m3h=size, statistic=rel)
         self.reported.append(det)
         return moved + [det]
+
+    def _declare_bias(self, end: pd.Timestamp, rel: float) -> list[Detection]:
+        """A sensor's own step explains the run better than any leak: a faulty sensor (or a
+        leak right beside it, which looks the same to the network's other sensors)."""
+        k = int(np.argmax(self._run_B))
+        col = self.columns.index(self.bias_sensors[k])
+        with np.errstate(all="ignore"):      # the step: its mean over the alarm run, m
+            size = float(np.nanmean([r[col] for r in self._raw[-self.settings.persistence_h:]]))
+        self._over, self._run_T, self._run_B = 0, None, None
+        self.detected.append([self.n_leak_cols + k])
+        self._keys.append(self._next_key)
+        self._next_key += 1
+        self._cols = None
+        sensor = self.bias_sensors[k].split(":", 1)[1]
+        if any(f.link_id == sensor for f in self.sensor_faults):
+            return []                                      # already reported: fitted only
+        det = Detection(sensor, end.to_pydatetime(), size_m3h=None, statistic=rel,
+                        kind="sensor_bias", size_m=size)
+        self.sensor_faults.append(det)
+        return [det]
+
+    def _name(self, col: int) -> str:
+        if col >= self.n_leak_cols:
+            return self.bias_sensors[col - self.n_leak_cols]
+        return self.sig.pipes[col % self.n_pipes]
 
     def _group_sizes(self, a: np.ndarray) -> list[float]:
         """Fitted size (m3/h) of each declared leak: the sum over its pipes."""

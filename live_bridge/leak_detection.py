@@ -90,8 +90,10 @@ def glrt_detect(hourly: pd.DataFrame, sig: Signatures | list[Signatures],
     test = SequentialLeakTest(sig, list(hourly.columns), settings, distances)
     detections: list[Detection] = []
     for t, row in zip(hourly.index, hourly.to_numpy(dtype=float)):
-        detections += test.update(t, row)
-    return detections, test.statistic_frame()
+        detections += [d for d in test.update(t, row) if d.kind == "leak"]
+    stat = test.statistic_frame()
+    stat.attrs["sensor_faults"] = list(test.sensor_faults)     # biased pressure sensors
+    return detections, stat
 
 
 def leak_signatures(inp, pressures, flows, settings: DetectorSettings, multiplier: float,
@@ -125,6 +127,9 @@ def detect_leaks(inp: str | Path, scada: str | Path | dict, settings: DetectorSe
                                                            / sm.step_s))]))
     sigs = leak_signatures(inp, pressures, flows, settings, mult, sm.demand_mode)
     dets, stat = glrt_detect(hourly, sigs, settings, PipeDistances.from_inp(inp))
+    faults = stat.attrs.get("sensor_faults", [])
+    meta["sensor_faults"] = [{"sensor": f.link_id, "time": f.time.strftime("%Y-%m-%d %H:%M"),
+                              "bias_m": round(f.size_m, 3)} for f in faults]
     return DetectionResult(dets, stat, hourly, sm.demand_mode, meta)
 
 

@@ -43,6 +43,8 @@ class Detection:
     time: dt.datetime
     size_m3h: float | None = field(default=None, compare=False)
     statistic: float | None = field(default=None, compare=False)
+    kind: str = field(default="leak", compare=False)      # or "sensor_bias" (link_id: sensor)
+    size_m: float | None = field(default=None, compare=False)   # a sensor bias, m
 
 
 def read_detections(path: str | Path) -> list[Detection]:

@@ -204,6 +204,12 @@ class ShadowTwin:
                 self._alert(det)
 
     def _alert(self, det) -> None:
+        if det.kind == "sensor_bias":
+            self._emit(pd.Timestamp(det.time), "sensor_bias", det.link_id, "medium",
+                       f"sensor {det.link_id} departs alone from the model by {det.size_m:+.2f} m:"
+                       f" a faulty sensor, or a leak right beside it",
+                       {"bias_m": det.size_m, "statistic": det.statistic})
+            return
         size = det.size_m3h
         about = f" (about {size:.1f} m3/h)" if size is not None and np.isfinite(size) else ""
         self._emit(pd.Timestamp(det.time), "leak", det.link_id, "high",

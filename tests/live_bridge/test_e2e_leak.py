@@ -28,7 +28,7 @@ from tests.conftest import shared_file
 from tests.live_bridge.test_mqtt import wait_for
 
 LEAK_PIPE = "p673"
-LEAK_AT = dt.datetime(2018, 1, 2, 6, 0)
+LEAK_AT = dt.datetime(2018, 1, 3, 6, 0)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def recording(tmp_path_factory):
     inp = shared_file("battledim/L-TOWN.inp")
     layout = load_leak_config(shared_file(
         "battledim/config/dataset_configuration_historical_2018.yalm"))
-    leak = LeakSpec(LEAK_PIPE, LEAK_AT, dt.datetime(2018, 1, 3), 0.02, "abrupt", LEAK_AT)
-    config = LeakConfig(start=dt.datetime(2018, 1, 1), end=dt.datetime(2018, 1, 2, 23, 55),
+    leak = LeakSpec(LEAK_PIPE, LEAK_AT, dt.datetime(2018, 1, 4), 0.02, "abrupt", LEAK_AT)
+    config = LeakConfig(start=dt.datetime(2018, 1, 1), end=dt.datetime(2018, 1, 3, 23, 55),
                         leaks=(leak,), pressure_sensors=layout.pressure_sensors,
                         flow_sensors=layout.flow_sensors, level_sensors=layout.level_sensors,
                         amrs=layout.amrs, source="e2e")
@@ -56,9 +56,9 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
     bad = [  # (topic sensor, payload, reason)
         ("n54", b'{"sensor_id": "n54", "value": ', Reason.MALFORMED),
         ("n9999", encode_reading(Reading("n9999", t0 + 3600, 40.0, "m")), Reason.UNKNOWN_SENSOR),
-        ("n54", b'{"sensor_id":"n54","timestamp":"2018-01-02T23:55:00Z","value":NaN,"unit":"m"}',
+        ("n54", b'{"sensor_id":"n54","timestamp":"2018-01-03T23:55:00Z","value":NaN,"unit":"m"}',
          Reason.NAN),
-        ("n105", encode_reading(Reading("n105", t0 + 172200, 1e6, "m")), Reason.OUT_OF_RANGE),
+        ("n105", encode_reading(Reading("n105", t0 + 258600, 1e6, "m")), Reason.OUT_OF_RANGE),
     ]
     alerts: list[dict] = []
     watcher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"e2e-watch-{tag}")
@@ -69,7 +69,7 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
     with open_store(f"sqlite:///{tmp_path}/bridge.db") as store, \
             Publisher(settings, client_id=f"e2e-alerts-{tag}") as alert_pub:
         shadow = ShadowTwin(inp, registry, dt.datetime(2018, 1, 1),
-                            settings=DetectorSettings(train_days=1.0),
+                            settings=DetectorSettings(train_days=2.0),
                             sinks=[store_sink(store), mqtt_sink(alert_pub)])
         bridge = Bridge(registry, store, Checker(registry, now=None, future_tolerance_s=86400))
         done = threading.Event()
@@ -95,7 +95,7 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
         assert store.count() == counts.stored == len(readings) == expected - len(bad)
         assert store.quarantine_counts() == {"malformed": 1, "unknown_sensor": 1, "nan": 1,
                                              "out_of_range": 1}
-        assert shadow.counts.steps == 2 * 288, (shadow.next_k, shadow._newest_k, shadow.start)
+        assert shadow.counts.steps == 3 * 288
         assert counts.callback_errors == 0
         stored_alerts = store.alerts()
         assert len(stored_alerts) == len(shadow.alerts) >= 1
@@ -114,12 +114,12 @@ def test_replay_with_a_leak_raises_the_alert_on_mqtt(broker_1883, recording, tmp
 
 
 def test_stuck_and_silent_sensors_are_flagged(recording):
-    """One pressure sensor freezes on day two, another goes silent for its last 8 hours:
+    """One pressure sensor freezes on day three, another goes silent for its last 8 hours:
     the shadow twin's daily health check names both, once each, and nothing else."""
     inp, folder = recording
     registry = registry_from_scada(folder)
     readings = list(ReplaySource.from_scada(folder))
-    t_freeze = readings[0].time_s + 86400 + 6 * 3600
+    t_freeze = readings[0].time_s + 2 * 86400 + 6 * 3600
     t_silent = readings[-1].time_s - 8 * 3600
     edited = []
     for r in readings:
@@ -129,10 +129,41 @@ def test_stuck_and_silent_sensors_are_flagged(recording):
             continue
         edited.append(r)
     shadow = ShadowTwin(inp, registry, dt.datetime(2018, 1, 1),
-                        settings=DetectorSettings(train_days=1.0))
+                        settings=DetectorSettings(train_days=2.0))
     for i in range(0, len(edited), 5000):
         shadow.on_readings(edited[i:i + 5000])
     shadow.flush()
     health = sorted((a["kind"], a["element"]) for a in shadow.alerts if a["kind"] != "leak")
     assert health == [("sensor_silent", "n415"), ("sensor_stuck", "n105")]
     shadow.close()
+
+
+def test_a_biased_pressure_sensor_is_named_not_taken_for_a_leak(tmp_path):
+    """No leak; from 03:00 on day four one pressure sensor reads 0.5 m high. The shadow twin
+    names that sensor (sensor_bias) and raises no leak alert."""
+    inp = shared_file("battledim/L-TOWN.inp")
+    layout = load_leak_config(shared_file(
+        "battledim/config/dataset_configuration_historical_2018.yalm"))
+    config = LeakConfig(start=dt.datetime(2018, 1, 1), end=dt.datetime(2018, 1, 4, 23, 55),
+                        pressure_sensors=layout.pressure_sensors,
+                        flow_sensors=layout.flow_sensors, level_sensors=layout.level_sensors,
+                        amrs=layout.amrs, source="bias")
+    folder = tmp_path / "scada"
+    generate_dataset(inp, config, seed=4).save(folder)
+    registry = registry_from_scada(folder)
+    t_bias = (dt.datetime(2018, 1, 4, 3) - dt.datetime(1970, 1, 1)).total_seconds()
+    readings = [Reading(r.sensor_id, r.time_s, r.value + 0.5, r.unit)
+                if r.sensor_id == "n458" and r.time_s >= t_bias else r
+                for r in ReplaySource.from_scada(folder)]
+    shadow = ShadowTwin(inp, registry, dt.datetime(2018, 1, 1),
+                        settings=DetectorSettings(train_days=3.0))
+    for i in range(0, len(readings), 5000):
+        shadow.on_readings(readings[i:i + 5000])
+    shadow.flush()
+    shadow.close()
+    kinds = [(a["kind"], a["element"]) for a in shadow.alerts]
+    assert ("sensor_bias", "n458") in kinds, kinds
+    assert not [k for k in kinds if k[0] == "leak"], kinds
+    alert = next(a for a in shadow.alerts if a["kind"] == "sensor_bias")
+    assert alert["details"]["bias_m"] == pytest.approx(0.5, abs=0.15)
+    assert alert["time_s"] > t_bias
