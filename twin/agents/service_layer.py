@@ -161,6 +161,7 @@ class CitizenServices(Layer):
         self._cells: dict[tuple, list[int]] = {}
         self._children: dict[int, list[int]] = {}    # original row -> its duplicates
         self._open = 0
+        self._crews_busy = 0                          # crews driving to or working on a job
         self.reminders_sent = self.renewals_online = 0
         self.info_calls = self.lost = 0
 
@@ -432,12 +433,14 @@ class CitizenServices(Layer):
         env, req = self.env, self.requests
         row = order.request
         t0 = env.now
+        self._crews_busy += 1
         req.state[row], req.crew_id[row], req.updated_s[row] = "scheduled", crew.crew_id, t0
         yield from self._drive(crew, order, order.node)
         req.state[row], req.updated_s[row] = "in_progress", env.now
         yield env.timeout(SETUP_S + order.work_s)
         crew.busy_s += env.now - t0
         crew.jobs += 1
+        self._crews_busy -= 1
         incident = self.incidents.get(order.incident_id) if order.incident_id else None
         fixed = incident is not None or self._crew_rng.random() >= self.policy.unable_to_fix_share
         req.state[row] = "fixed" if fixed else "unable_to_fix"
@@ -540,9 +543,7 @@ class CitizenServices(Layer):
             rec.record(env.now, self.name, "backlog", "work orders", elements,
                        backlog + [sum(backlog)])
             rec.record(env.now, self.name, "open_requests", "requests", ["all"], [self._open])
-            busy = sum(1 for c in self.crews
-                       if c.wake is None and self._shift_left_s(c) is not None)
-            rec.record(env.now, self.name, "crews_busy", "crews", ["all"], [busy])
+            rec.record(env.now, self.name, "crews_busy", "crews", ["all"], [self._crews_busy])
             rec.record(env.now, self.name, "phone_queue", "calls", ["all"],
                        [self.phone.queue_length()])
             yield env.timeout(step)
