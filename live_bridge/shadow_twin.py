@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import math
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,12 @@ class ShadowTwin:
         self._hour_rows: list[np.ndarray] = []
         self.residuals: list[tuple[pd.Timestamp, np.ndarray]] = []      # hourly means
         self.twin = Twin(start=start, realtime=self.realtime)
+        if self.realtime:
+            # the real-time clock's zero is the first step's wall time, not the moment this
+            # twin was built: a step is due when its readings can have arrived, and solving
+            # it never waits behind the data (SimPy's RealtimeEnvironment keeps real_start)
+            env = self.twin.clock.env
+            env.real_start = time.monotonic() - (time.time() - self.start_s)
         self.detector = OnlineLeakDetector(
             self.inp, self.columns, self.settings, start=start,
             multiplier=lambda: float(np.nanmedian(self.model.multipliers or [1.0])),

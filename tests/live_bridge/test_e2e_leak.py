@@ -167,3 +167,25 @@ def test_a_biased_pressure_sensor_is_named_not_taken_for_a_leak(tmp_path):
     alert = next(a for a in shadow.alerts if a["kind"] == "sensor_bias")
     assert alert["details"]["bias_m"] == pytest.approx(0.5, abs=0.15)
     assert alert["time_s"] > t_bias
+
+
+def test_live_shadow_twin_follows_the_data_on_the_real_time_clock(recording):
+    """Live mode runs on SimPy's real-time environment anchored at the first step's wall
+    time: readings of the last minutes are solved as they come, never held back until the
+    clock catches up from the moment the twin was built."""
+    import threading
+
+    inp, folder = recording
+    registry = registry_from_scada(folder)
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    first = (now // 300) * 300 - 3 * 300
+    recent = [Reading(s, first + k * 300, 40.0 + k, "m") for k in range(4)
+              for s in ("n54", "n105", "n114")]
+    shadow = ShadowTwin(inp, registry, realtime=True)
+    worker = threading.Thread(target=lambda: (shadow.on_readings(recent), shadow.flush()))
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the live shadow twin waited behind the data"
+    assert shadow.twin.clock.realtime and shadow.counts.steps == 4
+    assert shadow.twin.clock.now_s == 3 * 300
+    shadow.close()
