@@ -60,7 +60,7 @@ class DetectorSettings:
 
     train_days: float = 7.0
     threshold: float = 5.0            # times the training window's largest statistic
-    persistence_h: int = 12
+    persistence_h: int = 14
     block_days: int = 1               # the test looks at this many whole days at a time
     min_separation_m: float = 300.0
     nuisance_max: int = 3
