@@ -57,7 +57,7 @@ def test_burst_reported_merged_repaired_and_leak_stopped(burst_run):
     original = originals.iloc[0]
     assert (mine["duplicate_of"].dropna() == original["service_request_id"]).all()
     assert len(mine) - 1 == int(mine["duplicate_of"].notna().sum()) >= 2
-    orders = [o for o in services.orders if o.incident_id == incident_id]
+    orders = [o for o in services.work_orders().itertuples() if o.incident_id == incident_id]
     assert len(orders) == 1                         # one work order for all the reports
 
     # a crew of the water skill drove there on the streets

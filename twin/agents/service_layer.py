@@ -79,22 +79,15 @@ class ServicePolicy:
     record_step_s: float = 3600.0
 
 
-class _Requests:
-    """The request table as numpy columns; a row is a request's number (id = row + 1).
+class _Columns:
+    """A table as preallocated numpy columns (``COLUMNS``: name -> (dtype, blank)).
 
-    Columns are preallocated and doubled when full (numbers in int64/float64, text in
-    object arrays), so a year of 600,000 requests adds no Python object per number for
-    the garbage collector to walk. Read a column with :meth:`column` (filled rows only).
+    Columns are doubled when full (numbers in int64/float64, text in object arrays), so
+    a year of 600,000 rows adds no Python object per number for the garbage collector to
+    walk. Read a column with :meth:`column` (filled rows only).
     """
 
-    COLUMNS: dict[str, tuple[type, Any]] = {
-        "service": (np.int64, 0), "household": (np.int64, -1), "x_m": (np.float64, math.nan),
-        "y_m": (np.float64, math.nan), "node": (np.int64, -1), "channel": (np.int64, -1),
-        "intent_s": (np.float64, math.nan), "requested_s": (np.float64, math.nan),
-        "triaged_s": (np.float64, math.nan), "expected_s": (np.float64, math.nan),
-        "closed_s": (np.float64, math.nan), "updated_s": (np.float64, math.nan),
-        "state": (object, "new"), "priority": (np.int64, 0), "incident_id": (object, ""),
-        "duplicate_of": (np.int64, -1), "crew_id": (object, ""), "notes": (object, "")}
+    COLUMNS: dict[str, tuple[type, Any]] = {}
 
     def __init__(self, capacity: int = 4096) -> None:
         self._n = 0
@@ -109,7 +102,7 @@ class _Requests:
 
     def _reserve(self, k: int) -> int:
         row = self._n
-        size = len(self.service)
+        size = len(getattr(self, next(iter(self.COLUMNS))))
         if row + k > size:
             grown = max(2 * size, row + k)
             for name, (dtype, blank) in self.COLUMNS.items():
@@ -118,6 +111,19 @@ class _Requests:
                 setattr(self, name, col)
         self._n += k
         return row
+
+
+class _Requests(_Columns):
+    """The request table; a row is a request's number (id = row + 1)."""
+
+    COLUMNS = {
+        "service": (np.int64, 0), "household": (np.int64, -1), "x_m": (np.float64, math.nan),
+        "y_m": (np.float64, math.nan), "node": (np.int64, -1), "channel": (np.int64, -1),
+        "intent_s": (np.float64, math.nan), "requested_s": (np.float64, math.nan),
+        "triaged_s": (np.float64, math.nan), "expected_s": (np.float64, math.nan),
+        "closed_s": (np.float64, math.nan), "updated_s": (np.float64, math.nan),
+        "state": (object, "new"), "priority": (np.int64, 0), "incident_id": (object, ""),
+        "duplicate_of": (np.int64, -1), "crew_id": (object, ""), "notes": (object, "")}
 
     def add(self, service: int, household: int, x_m: float, y_m: float, node: int,
             channel: int, intent_s: float, incident_id: str = "") -> int:
@@ -139,6 +145,28 @@ class _Requests:
         self.x_m[rows], self.y_m[rows], self.channel[rows] = x_m, y_m, channel
         self.intent_s[rows] = self.updated_s[rows] = intent_s
         return row
+
+
+class _Orders(_Columns):
+    """Every work order made (row = ``order_id``); the :class:`WorkOrder` objects live only
+    while the order is open (backlog, route, crew)."""
+
+    COLUMNS = {
+        "request": (np.int64, -1), "skill": (object, ""), "priority": (np.int64, 0),
+        "node": (np.int64, -1), "received_s": (np.float64, math.nan),
+        "due_s": (np.float64, math.nan), "work_s": (np.float64, math.nan),
+        "incident_id": (object, ""), "crew_id": (object, ""), "done_s": (np.float64, math.nan)}
+
+    def add(self, order: WorkOrder) -> None:
+        row = self._reserve(1)
+        for name in self.COLUMNS:
+            if name != "done_s":
+                getattr(self, name)[row] = getattr(order, name)
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
+        out.index.name = "order_id"
+        return out.reset_index()
 
 
 @dataclass
@@ -188,7 +216,7 @@ class CitizenServices(Layer):
         self.crews = make_crews(pol.crews, self._workload_h(), self._depots(pol.depots))
         self.dispatcher = Dispatcher(pol.policy, self.router)
         self.requests = _Requests()
-        self.orders: list[WorkOrder] = []
+        self.orders = _Orders()
         self.trips: list[tuple] = []         # (crew, order, from node, to node, depart, arrive, m)
         self.incidents: dict[str, _Incident] = {}
         self._bursts: dict[int, PipeBurst] = {}
@@ -392,7 +420,7 @@ class CitizenServices(Layer):
                           float(req.expected_s[row]),
                           float(self._crew_rng.lognormal(math.log(mean_work_s) - 0.125, 0.5)),
                           incident_id=req.incident_id[row])
-        self.orders.append(order)
+        self.orders.add(order)
         crew = self.dispatcher.add(order)
         if crew is not None and crew.wake is not None and not crew.wake.triggered:
             crew.wake.succeed()
@@ -413,7 +441,6 @@ class CitizenServices(Layer):
                 rows = self._cells.get((s, cx + dx, cy + dy))
                 if not rows:
                     continue
-                rows[:] = [k for k in rows if math.isnan(req.closed_s[k])]   # forget closed
                 for k in rows:
                     if (req.requested_s[k] >= since
                             and (req.x_m[k] - x) ** 2 + (req.y_m[k] - y) ** 2 <= r * r):
@@ -427,6 +454,13 @@ class CitizenServices(Layer):
         req.closed_s[row] = req.updated_s[row] = now
         req.notes[row] = notes
         self._open -= 1
+        r = self.policy.duplicate_radius_m        # a closed request repeats nothing
+        cell = (int(req.service[row]), int(req.x_m[row] // r), int(req.y_m[row] // r))
+        rows = self._cells.get(cell)
+        if rows is not None and row in rows:
+            rows.remove(row)
+            if not rows:
+                del self._cells[cell]
         for child in self._children.pop(row, ()):
             req.state[child] = "closed"
             req.closed_s[child] = req.updated_s[child] = now
@@ -496,6 +530,8 @@ class CitizenServices(Layer):
         crew.busy_s += env.now - t0
         crew.jobs += 1
         self._crews_busy -= 1
+        self.orders.crew_id[order.order_id] = crew.crew_id
+        self.orders.done_s[order.order_id] = env.now
         incident = self.incidents.get(order.incident_id) if order.incident_id else None
         fixed = incident is not None or self._crew_rng.random() >= self.policy.unable_to_fix_share
         req.state[row] = "fixed" if fixed else "unable_to_fix"
@@ -657,6 +693,10 @@ class CitizenServices(Layer):
         for k, s in enumerate(self.services):
             out[f"requests_service_{s.service_code}"] = float((filed & (c["service"] == k)).sum())
         return out
+
+    def work_orders(self) -> pd.DataFrame:
+        """Every work order made: request row, skill, priority, node, times (s), crew."""
+        return self.orders.frame()
 
     def request_table(self) -> pd.DataFrame:
         """Filed requests with the Open311 GeoReport v2 fields and the internal state."""
