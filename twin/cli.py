@@ -121,14 +121,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_days(text: str) -> float:
+def _finite_float(text: str, positive: bool, what: str) -> float:
+    """A finite number > 0 (``positive``) or >= 0, else an argparse error naming ``what``."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of days > 0, got {text!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(
+            f"expected {what} {'>' if positive else '>='} 0, got {text!r}")
     return value
+
+
+def _positive_days(text: str) -> float:
+    return _finite_float(text, True, "a number of days")
+
+
+def _non_negative(text: str) -> float:
+    return _finite_float(text, False, "a number")
 
 
 def cmd_citizens_simulate(args: argparse.Namespace) -> int:
@@ -141,7 +151,10 @@ def cmd_citizens_simulate(args: argparse.Namespace) -> int:
     try:
         result = simulate_city(population=args.population, days=args.days, crews=args.crews,
                                policy=args.policy, seed=args.seed,
-                               progress=not args.json and not args.no_progress)
+                               progress=not args.json and not args.no_progress,
+                               storm_days=args.storm_days,
+                               storm_floods_per_day=args.storm_floods_per_day,
+                               storm_start_day=args.storm_start_day, out_dir=args.out)
     except ValueError as exc:          # too few crews for the skills, ...
         return _bad_input(exc)
     if args.json:
@@ -155,6 +168,8 @@ def cmd_citizens_simulate(args: argparse.Namespace) -> int:
                 "within_promise_share", "urgent_within_promise_share", "crew_utilisation",
                 "km_driven", "phone_abandoned_share", "phone_mean_wait_s", "backlog_end"):
         print(f"  {key:32s} {k[key]:.4g}")
+    if "report" in result:
+        print(f"report: {result['report']}")
     return 0
 
 
@@ -206,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--policy", choices=POLICIES, default="priority",
                    help="dispatch policy (default priority)")
     c.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    c.add_argument("--storm-days", type=_non_negative, default=0.0,
+                   help="days of a storm flooding streets (default 0: no storm)")
+    c.add_argument("--storm-floods-per-day", type=_non_negative, default=30.0,
+                   help="flooded streets a storm day (default 30)")
+    c.add_argument("--storm-start-day", type=_non_negative, default=1.0,
+                   help="day the storm starts (default 1)")
+    c.add_argument("--out", default=None,
+                   help="folder for report.html, backlog.png, the series and citizens.json")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_citizens_simulate)

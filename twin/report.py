@@ -14,12 +14,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from twin.figures.citizens import citizens_figures
 from twin.figures.water import water_figures
 from twin.results import Results
 
 # Each layer's report figures: results, output folder, maps wanted, service pressure ->
 # (figures over time, maps). A new layer adds its entry here.
-LAYER_FIGURES = {"water": water_figures}
+LAYER_FIGURES = {"water": water_figures, "citizens": citizens_figures}
 
 # KPIs where a larger value is worse, and where a smaller one is; others are not coloured
 WORSE_WHEN_HIGHER = ("deficit", "below", "leak", "energy", "overflow", "flood", "backlog")

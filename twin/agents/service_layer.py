@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -752,12 +753,19 @@ def _with(event: Event, **changes: Any) -> Event:
 
 def simulate_city(population: int = 250_000, days: float = 365.0, crews: int = 40,
                   policy: str = "priority", seed: int = 0, city_seed: int = 0,
-                  progress: bool = False, **policy_fields: Any) -> dict[str, Any]:
+                  progress: bool = False, storm_days: float = 0.0,
+                  storm_floods_per_day: float = 30.0, storm_start_day: float = 1.0,
+                  out_dir: str | Path | None = None, **policy_fields: Any) -> dict[str, Any]:
     """Run the request service of a generated city for ``days`` and summarise it.
 
     ``seconds`` is the wall time of the run itself (building the city, households,
     router and crews is ``setup_seconds``); ``simulated_per_wall`` their ratio.
+    ``storm_days`` > 0: a storm floods about ``storm_floods_per_day`` streets a day from
+    day ``storm_start_day`` (see :func:`twin.agents.storm.storm_floods`). ``out_dir``:
+    write there the report (``report.html``, ``backlog.png``), the recorded series and
+    events (:meth:`twin.results.Results.save`, run name "citizens") and ``citizens.json``.
     """
+    from twin.agents.storm import storm_floods
     from twin.city.generator import generate_city
     from twin.twin import Twin
 
@@ -772,6 +780,9 @@ def simulate_city(population: int = 250_000, days: float = 365.0, crews: int = 4
     twin = Twin(city=generate_city(population=population, seed=city_seed), seed=seed)
     layer = twin.add_layer(CitizenServices(ServicePolicy(policy=policy, crews=crews,
                                                          **policy_fields)))
+    floods = storm_floods(twin.city, storm_start_day * 86400.0, storm_days,
+                          storm_floods_per_day, twin.rng.stream("citizens.storm"))
+    twin.schedule(floods)
     t1 = time.perf_counter()
     horizon_s = days * 86400.0
     twin.run(horizon_s, progress=progress, label="citizens")
@@ -780,7 +791,30 @@ def simulate_city(population: int = 250_000, days: float = 365.0, crews: int = 4
     out = {key: kpis[key] for key in ("requests", "duplicates", "closed",
                                       "median_hours_to_close", "within_promise_share")}
     out.update({"population": population, "households": len(layer.households), "days": days,
-                "crews": crews, "policy": policy, "seed": seed,
+                "crews": crews, "policy": policy, "seed": seed, "storm_floods": len(floods),
                 "seconds": round(seconds, 3), "setup_seconds": round(t1 - t0, 3),
                 "simulated_per_wall": round(horizon_s / seconds, 1), "kpis": kpis})
+    if out_dir is not None:
+        out["report"] = str(_write_outputs(twin, out, Path(out_dir)))
     return out
+
+
+def _write_outputs(twin: "Twin", summary: dict[str, Any], out_dir: Path) -> Path:
+    """The run's results, report and summary JSON in ``out_dir``; returns the report path."""
+    import json
+
+    from twin.report import write_report
+    from twin.results import Results
+
+    meta = {"description": f"{summary['population']:,} inhabitants, {summary['crews']} crews, "
+                           f"policy {summary['policy']}, {summary['storm_floods']} storm floods",
+            "city": f"generated, {summary['population']:,} inhabitants",
+            "start": twin.clock.start.isoformat(), "horizon_s": summary["days"] * 86400.0,
+            "seed": summary["seed"], "wall_s": summary["seconds"]}
+    results = Results(name="citizens", series=twin.recorder.tidy(), events=twin.bus.to_frame(),
+                      kpis=twin.kpis(), meta=meta)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results.save(out_dir)
+    (out_dir / "citizens.json").write_text(json.dumps(summary, default=float, indent=2))
+    return write_report([results], out_dir, title="urban-twin: citizens and field crews",
+                        maps=False)
