@@ -44,36 +44,80 @@ class StreetRouter:
         index = {n: i for i, n in enumerate(self.node_ids)}
         n = len(self.node_ids)
         self.has_graph = g.number_of_edges() > 0
-        rows, cols, secs, lengths = [], [], [], []
+        rows, cols, secs, lengths, streets = [], [], [], [], []
         for a, b, d in g.edges(data=True):
             length = float(d["length_m"])
             t = length / (float(d.get("speed_kph", 30.0)) / 3.6 * speed_share)
             for u, v in ((index[a], index[b]), (index[b], index[a])):
                 rows.append(u), cols.append(v), secs.append(t), lengths.append(length)
+                streets.append(str(d.get("street_id", "")))
+        self._n = n
+        self._edges = (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
+                       np.asarray(secs, dtype=float))
+        self._edge_street = np.asarray(streets, dtype=object)
         self._time = csr_matrix((secs, (rows, cols)), shape=(n, n))
         self._length = csr_matrix((lengths, (rows, cols)), shape=(n, n))
+        self.closed: set[str] = set()        # street ids closed to the crews
+        self.closure_passes = 0              # travels that had to pass a closure: no open route
+        self._passed_closure = False
         self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._rows_all = self._rows          # the same cache while nothing is closed
+        self._time_all = self._time
         if self.has_graph and n <= full_matrix_nodes:
             self._solve(np.arange(n))
+
+    def close(self, street_ids) -> bool:
+        """Close streets to the crews; routes are recomputed. True if the graph changed."""
+        return self._set_closed(self.closed | {str(s) for s in street_ids})
+
+    def reopen(self, street_ids) -> bool:
+        """Reopen closed streets; routes are recomputed. True if the graph changed."""
+        return self._set_closed(self.closed - {str(s) for s in street_ids})
+
+    def _set_closed(self, closed: set[str]) -> bool:
+        if closed == self.closed:
+            return False
+        self.closed = closed
+        if not closed:                       # back to the full graph and its cache
+            self._time, self._rows = self._time_all, self._rows_all
+            return True
+        keep = ~np.isin(self._edge_street, list(closed))
+        rows, cols, secs = (e[keep] for e in self._edges)
+        self._time = csr_matrix((secs, (rows, cols)), shape=(self._n, self._n))
+        self._rows = {}                      # every cached route may have used a closed street
+        return True
 
     def nearest_node(self, x_m: np.ndarray | float, y_m: np.ndarray | float) -> np.ndarray:
         """Row numbers of the intersections nearest to the points (x_m, y_m)."""
         _, idx = self._tree.query(np.column_stack([np.atleast_1d(x_m), np.atleast_1d(y_m)]))
         return np.asarray(idx, dtype=np.int64)
 
-    def _solve(self, sources: np.ndarray) -> None:
-        times, pred = dijkstra(self._time, directed=True, indices=sources,
+    def _solve(self, sources: np.ndarray, full_graph: bool = False) -> None:
+        graph, cache = ((self._time_all, self._rows_all) if full_graph
+                        else (self._time, self._rows))
+        times, pred = dijkstra(graph, directed=True, indices=sources,
                                return_predecessors=True)
         times, pred = np.atleast_2d(times), np.atleast_2d(pred)
         metres = _path_lengths(pred, self._length)
         for k, s in enumerate(sources):
-            self._rows[int(s)] = (times[k], metres[k], pred[k])
+            cache[int(s)] = (times[k], metres[k], pred[k])
 
-    def _row(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _row(self, a: int, b: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Routes from ``a`` avoiding closed streets; on the full graph when ``b`` cannot
+        be reached otherwise (a crew passes the closure rather than never arriving)."""
         row = self._rows.get(a)
         if row is None:
             self._solve(np.array([a]))
             row = self._rows[a]
+        if b is not None and not np.isfinite(row[0][b]) and self._rows is not self._rows_all:
+            full = self._rows_all.get(a)
+            if full is None:
+                self._solve(np.array([a]), full_graph=True)
+                full = self._rows_all[a]
+            if np.isfinite(full[0][b]):
+                self._passed_closure = True
+                return full
+        self._passed_closure = False
         return row
 
     def travel(self, a: int, b: int) -> tuple[float, float]:
@@ -83,7 +127,8 @@ class StreetRouter:
         if not self.has_graph:
             d = float(np.hypot(*(self.xy_m[a] - self.xy_m[b]))) * DETOUR_FACTOR
             return d / STRAIGHT_LINE_SPEED_MPS, d
-        times, metres, _ = self._row(a)
+        times, metres, _ = self._row(a, b)
+        self.closure_passes += self._passed_closure
         return float(times[b]), float(metres[b])
 
     def times_from(self, a: int) -> np.ndarray:
@@ -96,7 +141,7 @@ class StreetRouter:
         """Intersection ids from ``a`` to ``b`` along the fastest route."""
         if a == b or not self.has_graph:
             return [self.node_ids[a]] + ([] if a == b else [self.node_ids[b]])
-        pred = self._row(a)[2]
+        pred = self._row(a, b)[2]
         out, k = [b], b
         while k != a:
             k = int(pred[k])

@@ -5,7 +5,9 @@ households, the street router and the crews; ``start`` puts on the clock one
 process that draws each day's background requests, the phone centre, one
 process per crew and an hourly recorder; ``apply`` turns incidents published
 by the network layers (``StreetFlooded`` today) into reports by residents
-nearby. Triage merges duplicates (same incident, or same service within
+nearby, and ``StreetClosed`` / ``StreetReopened`` into the crews' routes (closed
+streets are avoided from the event on; a trip already on its way keeps its route).
+Triage merges duplicates (same incident, or same service within
 ``duplicate_radius_m`` and ``duplicate_window_h``), sets the priority and the
 promised date and makes a work order; a crew's repair publishes the events
 that change the network (``LeakStopped`` and ``RepairDone`` for a leak,
@@ -15,8 +17,9 @@ that change the network (``LeakStopped`` and ``RepairDone`` for a leak,
 
 Requests are kept in preallocated numpy columns, not in a DataFrame nor lists,
 and a day's requests are walked by one process, so a year of 600,000 costs about
-ten times a year of 60,000 (the garbage collector walks no object per request); :func:`simulate_city` runs a
-whole city for the ``twin citizens simulate`` command.
+ten times a year of 60,000 (the garbage collector walks no object per
+request); :func:`simulate_city` runs a whole city for the ``twin citizens simulate``
+command.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from twin.agents.citizens import CHANNELS, BackgroundDemand, Households
 from twin.agents.crews import Crew, StreetRouter, make_crews
 from twin.agents.dispatch import MIN_SHIFT_LEFT_S, Dispatcher, WorkOrder
 from twin.events import (Event, LeakStopped, PipeBurst, RepairDone, RequestFiled,
-                         StreetFlooded, StreetReopened, WorkOrderDone)
+                         StreetClosed, StreetFlooded, StreetReopened, WorkOrderDone)
 from twin.networks.base import Layer
 
 if TYPE_CHECKING:
@@ -253,6 +256,8 @@ class CitizenServices(Layer):
     def start(self, twin: "Twin") -> None:
         twin.bus.subscribe(PipeBurst, self.apply)
         twin.bus.subscribe(StreetFlooded, self.apply)
+        twin.bus.subscribe(StreetClosed, self.apply)
+        twin.bus.subscribe(StreetReopened, self.apply)
         env = twin.clock.env
         self.env = env
         staffing = PhoneStaffing(agents=self.policy.phone_agents if self.policy.phone_agents
@@ -560,6 +565,10 @@ class CitizenServices(Layer):
             self._bursts[event.event_id] = event
         elif isinstance(event, StreetFlooded):
             self._flooded(event)
+        elif isinstance(event, StreetClosed):      # crews route around it from now on
+            self.router.close(event.street_ids)
+        elif isinstance(event, StreetReopened):
+            self.router.reopen(event.street_ids)
 
     def _service_row(self, code: str, skill: str) -> int:
         if code in self._code_row:
@@ -680,6 +689,7 @@ class CitizenServices(Layer):
             "backlog_end": float(self.dispatcher.backlog()),
             "crew_utilisation": sum(cr.busy_s for cr in self.crews) / shift_s if shift_s else 0.0,
             "km_driven": sum(cr.driven_m for cr in self.crews) / 1000.0,
+            "travels_through_closures": float(self.router.closure_passes),
             "phone_calls": float(calls),
             "phone_mean_wait_s": float(waits.mean()) if waits.size else 0.0,
             "phone_p90_wait_s": float(np.percentile(waits, 90)) if waits.size else 0.0,
