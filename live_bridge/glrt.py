@@ -71,7 +71,6 @@ class DetectorSettings:
     sensor_bias: bool = True          # a pressure sensor's own step competes with the leaks
     bias_margin: float = 2.0          # ... and wins when it explains the run this much better
     relocate_factor: float = 2.0      # move a declared leak when a pipe explains it this much better
-    region_m: float = 0.0             # a declared leak is fitted as any mix of the pipes this near
     sigma_floor: dict = field(default_factory=lambda: {"pressures": 0.002, "flows": 0.1})
     probes_m3h: tuple[float, ...] = (3.6, 20.0)   # leak signature probes (one set each)
     engine: str = "owa"               # EPANET library of the shadow model and signatures
@@ -113,7 +112,6 @@ class SequentialLeakTest:
                 f"train_days={settings.train_days:g}: the training window must hold at least "
                 f"block_days + 1 = {settings.block_days + 1} days, so that the test's own scale "
                 f"can be measured on whole {self.block_h}-hour blocks before it is used")
-        self._pipe_index = {p: k for k, p in enumerate(sig.pipes)}
         self._train: list[tuple[pd.Timestamp, np.ndarray]] = []
         self._start: pd.Timestamp | None = None
         self.trained = False
@@ -183,7 +181,7 @@ class SequentialLeakTest:
         # the statistic's own scale on the training window (no leak there, by assumption)
         train_T = []
         for t, row in self._train:
-            T, _, _ = self._push(t, row, decide=False)
+            T, _, _ = self._push(t, row)
             if T is not None:
                 train_T.append(T)
         if not train_T:
@@ -192,7 +190,7 @@ class SequentialLeakTest:
         self.reference = float(np.max(train_T))
 
     # -- one hour ---------------------------------------------------------------
-    def _push(self, t: pd.Timestamp, row: np.ndarray, decide: bool):
+    def _push(self, t: pd.Timestamp, row: np.ndarray):
         h = t.hour
         centred = np.where(np.isfinite(row), row - self.base[h], np.nan)
         c = np.nan_to_num(centred) / self.sigma
@@ -310,13 +308,12 @@ class SequentialLeakTest:
             if t + pd.Timedelta(hours=1) >= self._start + pd.Timedelta(days=self.settings.train_days):
                 self._fit_training()
             return []
-        T, j, extra = self._push(t, np.asarray(row, dtype=float), decide=True)
+        T, j, extra = self._push(t, np.asarray(row, dtype=float))
         if T is None:
             return []
         a, size = extra
         end = t + pd.Timedelta(hours=1)                     # the hour is over
         rel = T / max(self.reference, 1e-12)
-        cols = self._columns()
         sizes = self._group_sizes(a)
         self.stats.append((end, self._name(j), T, rel, size,
                            ";".join(f"{self._name(g[0])}={x:.1f}"
@@ -341,12 +338,7 @@ class SequentialLeakTest:
             return moved + self._declare_bias(end, rel)
         self._over, self._run_T, self._run_B = 0, None, None
         pipe = self.sig.pipes[j]
-        group = [j]
-        if self.distances is not None and self.settings.region_m > 0:
-            index = self._pipe_index
-            group += [index[p] for p in self.distances.near(pipe, self.settings.region_m)
-                      if p in index and index[p] != j]
-        self.detected.append([c for pipe_k in group for c in self._all_columns(pipe_k)])
+        self.detected.append(self._all_columns(j))
         self._keys.append(self._next_key)
         self._next_key += 1
         self._cols = None

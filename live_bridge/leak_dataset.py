@@ -160,7 +160,6 @@ def generate_dataset(inp: str | Path, config: LeakConfig, *, seed: int = 0,
         base = {(i, c): proj.base_demand(i, c) for i in junctions
                 for c in range(1, proj.num_demands(i) + 1)}
         base = {k: v for k, v in base.items() if v != 0.0}
-        nodes_with_demand = sorted({i for i, _ in base})
         node_static = 1.0 + rng.normal(0.0, unc.node_sigma, proj.n_nodes)
         node_daily = np.stack([_ar1(rng, days, unc.node_daily_sigma, 3.0)
                                for _ in range(proj.n_nodes)], axis=1) if unc.node_daily_sigma > 0 \

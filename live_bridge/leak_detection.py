@@ -19,7 +19,6 @@ instead, with a CUSUM against a rolling baseline.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -125,11 +125,6 @@ class PipeDistances:
         return best
 
 
-    def near(self, link: str, radius_m: float) -> list[str]:
-        """Links whose centre is within ``radius_m`` of ``link``'s, along the network."""
-        return [other for other in self.ends if self.distance(link, other) <= radius_m]
-
-
 def leak_volume_after(flows_m3h: pd.Series, when: dt.datetime) -> float:
     """m3 lost by one leak from ``when`` to the end of its series (rectangle rule)."""
     s = flows_m3h.dropna()

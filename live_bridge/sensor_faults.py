@@ -26,7 +26,6 @@ recomputed, so one bad sensor does not make its peers look bad.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from live_bridge.approval import (ApprovalGate, ApprovalRefused, DryRunActuator, JsonlAuditLog,
                                   MqttActuator)
-from live_bridge.whatif import (BASELINE, RANKING_KPIS, Action, ActionRefused, Candidate,
+from live_bridge.whatif import (BASELINE, Action, ActionRefused, Candidate,
                                 CandidatesFileError, fork_twin, load_candidates,
                                 parse_candidates, plot_whatif, rank_candidates, run_whatif)
 from twin.events import PipeBurst, ValveClosed
