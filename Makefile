@@ -30,6 +30,7 @@ validate: $(STAMP)
 	$(PY) -m pytest -q tests/validation
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/water_steps.py
 	$(PY) benchmarks/bridge_ingest.py
 

@@ -233,8 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_citizens_simulate)
     pc.set_defaults(func=lambda a: (pc.print_help(), 2)[1])
+    _add_layer_commands(sub)
     _add_plugin_commands(sub)
     return parser
+
+
+def _add_layer_commands(sub) -> None:
+    """Each network layer's commands (``twin traffic ...``, ``twin sewer ...``) live in a
+    module of :mod:`twin.commands` with a ``register(subparsers)`` function."""
+    import importlib
+    import pkgutil
+
+    import twin.commands as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        module.register(sub)
 
 
 def _add_plugin_commands(sub) -> None:

@@ -146,11 +146,67 @@ class WorkOrderDone(Event):
     outcome: str = "fixed"
 
 
+# --- lighting, waste, sewer, traffic ---------------------------------------------
+@dataclass(frozen=True)
+class LampFailed(Event):
+    """A luminaire went dark (end of life, vandalism, a feeder or cabinet fault)."""
+    lamp_id: str = ""
+    x: float = 0.0
+    y: float = 0.0
+    cabinet_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CabinetFault(Event):
+    """A lighting control cabinet (or one of its feeders/phases) lost supply or tripped."""
+    cabinet_id: str = ""
+    x: float = 0.0
+    y: float = 0.0
+    feeder_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerOverflow(Event):
+    """A waste container is full and waste is left beside it."""
+    container_id: str = ""
+    x: float = 0.0
+    y: float = 0.0
+    fill_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class SewerFlooding(Event):
+    """A sewer node surcharged to the surface: water on the street above it."""
+    node_id: str = ""
+    x: float = 0.0
+    y: float = 0.0
+    volume_m3: float = 0.0
+
+
+@dataclass(frozen=True)
+class OverflowSpill(Event):
+    """A combined-sewer overflow started spilling to the receiving water."""
+    outfall_id: str = ""
+    x: float = 0.0
+    y: float = 0.0
+
+
+@dataclass(frozen=True)
+class TravelTimesUpdated(Event):
+    """The traffic layer re-equilibrated: ``Twin.street_times_s`` holds the new per-street
+    travel times; ``street_ids`` lists the streets whose time changed most."""
+    street_ids: tuple[str, ...] = ()
+    tstt_change_veh_h: float = 0.0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage,
                                   DemandSurge, FireFlow, StreetFlooded, StreetClosed,
                                   StreetReopened, RepairDone, Reading, Alert, RequestFiled,
-                                  WorkOrderDone)
+                                  WorkOrderDone, LampFailed, CabinetFault, ContainerOverflow,
+                                  SewerFlooding, OverflowSpill, TravelTimesUpdated)
 }
 
 

@@ -14,6 +14,8 @@ from twin.randomness import RandomStreams
 from twin.recorder import Recorder
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from twin.city.model import City
     from twin.networks.base import Layer
 
@@ -30,6 +32,10 @@ class Twin:
         self.recorder = Recorder()
         self.bus = Bus()
         self.layers: dict[str, "Layer"] = {}
+        # per-street travel time (s) under current traffic, indexed by street_id; set and
+        # updated by the traffic layer (TravelTimesUpdated on the bus); None without one,
+        # and then movers use length / speed limit
+        self.street_times_s: "pd.Series | None" = None
         self._started = False
         self._expected: list[float] = []      # times at which something is due to change
 
