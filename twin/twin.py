@@ -36,6 +36,8 @@ class Twin:
         # updated by the traffic layer (TravelTimesUpdated on the bus); None without one,
         # and then movers use length / speed limit
         self.street_times_s: "pd.Series | None" = None
+        # per-street traffic flow (veh/h, both directions) of the current period, same owner
+        self.street_flows_veh_h: "pd.Series | None" = None
         self._started = False
         self._expected: list[float] = []      # times at which something is due to change
 
