@@ -57,6 +57,8 @@ class StreetRouter:
         self._edge_street = np.asarray(streets, dtype=object)
         self._time = csr_matrix((secs, (rows, cols)), shape=(n, n))
         self._length = csr_matrix((lengths, (rows, cols)), shape=(n, n))
+        self._free_secs = self._edges[2].copy()
+        self.speed_share = speed_share
         self.closed: set[str] = set()        # street ids closed to the crews
         self.closure_passes = 0              # travels that had to pass a closure: no open route
         self._passed_closure = False
@@ -65,6 +67,30 @@ class StreetRouter:
         self._time_all = self._time
         if self.has_graph and n <= full_matrix_nodes:
             self._solve(np.arange(n))
+
+    def set_street_times(self, street_times_s) -> int:
+        """Drive at the traffic layer's travel times (a Series of seconds by street_id, as
+        in ``Twin.street_times_s``); streets it does not name keep their free-flow time,
+        and ``None`` goes back to free flow. A van takes ``1 / speed_share`` times a car's
+        time on the same street (stops, parking). Routes are recomputed on demand.
+        Returns the number of edges whose time changed."""
+        secs = self._free_secs.copy()
+        if street_times_s is not None and len(street_times_s):
+            lookup = {str(k): float(v) for k, v in street_times_s.items()}
+            traffic = np.array([lookup.get(sid, np.nan) for sid in self._edge_street])
+            ok = np.isfinite(traffic) & (traffic > 0)
+            secs[ok] = traffic[ok] / self.speed_share
+        changed = int(np.count_nonzero(~np.isclose(secs, self._edges[2])))
+        if not changed:
+            return 0
+        rows, cols = self._edges[0], self._edges[1]
+        self._edges = (rows, cols, secs)
+        self._time_all = csr_matrix((secs, (rows, cols)), shape=(self._n, self._n))
+        self._rows_all = {}
+        closed, self.closed = self.closed, set()
+        self._time, self._rows = self._time_all, self._rows_all
+        self._set_closed(closed)
+        return changed
 
     def close(self, street_ids) -> bool:
         """Close streets to the crews; routes are recomputed. True if the graph changed."""

@@ -4,14 +4,18 @@
 households, the street router and the crews; ``start`` puts on the clock one
 process that draws each day's background requests, the phone centre, one
 process per crew and an hourly recorder; ``apply`` turns incidents published
-by the network layers (``StreetFlooded`` today) into reports by residents
-nearby, and ``StreetClosed`` / ``StreetReopened`` into the crews' routes (closed
-streets are avoided from the event on; a trip already on its way keeps its route).
+by the network layers (``StreetFlooded``, ``LampFailed``, ``CabinetFault``,
+``ContainerOverflow``, ``SewerFlooding``) into reports by residents nearby (a lamp
+out only once it is dark), ``StreetClosed`` / ``StreetReopened`` into the crews'
+routes (closed streets are avoided from the event on; a trip already on its way
+keeps its route) and ``TravelTimesUpdated`` into the crews' travel times (the
+traffic layer's ``Twin.street_times_s``).
 Triage merges duplicates (same incident, or same service within
 ``duplicate_radius_m`` and ``duplicate_window_h``), sets the priority and the
 promised date and makes a work order; a crew's repair publishes the events
 that change the network (``LeakStopped`` and ``RepairDone`` for a leak,
-``StreetReopened`` for a flooded street). Results: :meth:`kpis`,
+``StreetReopened`` for a flooded street, ``RepairDone(layer, element_id)`` for an
+asset of another layer: the lamp, cabinet, container or sewer node). Results: :meth:`kpis`,
 :meth:`request_table` (Open311 fields) and the recorder's hourly series
 (``backlog``, ``open_requests``, ``crews_busy``, ``phone_queue``).
 
@@ -37,8 +41,9 @@ from twin.agents.channels import Calendar, Counter, PhoneCentre, PhoneStaffing, 
 from twin.agents.citizens import CHANNELS, BackgroundDemand, Households
 from twin.agents.crews import Crew, StreetRouter, make_crews
 from twin.agents.dispatch import MIN_SHIFT_LEFT_S, Dispatcher, WorkOrder
-from twin.events import (Event, LeakStopped, PipeBurst, RepairDone, RequestFiled,
-                         StreetClosed, StreetFlooded, StreetReopened, WorkOrderDone)
+from twin.events import (CabinetFault, ContainerOverflow, Event, LampFailed, LeakStopped,
+                         PipeBurst, RepairDone, RequestFiled, SewerFlooding, StreetClosed,
+                         StreetFlooded, StreetReopened, TravelTimesUpdated, WorkOrderDone)
 from twin.networks.base import Layer
 
 if TYPE_CHECKING:
@@ -75,6 +80,8 @@ class ServicePolicy:
     report_radius_m: float = 150.0
     max_reports: int = 12
     mean_report_delay_s: float = 2400.0
+    dark_from_h: float = 18.0          # a lamp out is noticed between dusk and dawn
+    dark_until_h: float = 7.0
     duplicate_radius_m: float = 50.0
     duplicate_window_h: float = 72.0
     unable_to_fix_share: float = 0.03
@@ -223,6 +230,7 @@ class CitizenServices(Layer):
         self.orders = _Orders()
         self.trips: list[tuple] = []         # (crew, order, from node, to node, depart, arrive, m)
         self.incidents: dict[str, _Incident] = {}
+        self._asset_incidents: dict[str, str] = {}   # "layer:element" -> its latest incident
         self._bursts: dict[int, PipeBurst] = {}
         self._by_incident: dict[str, int] = {}
         self._cells: dict[tuple, list[int]] = {}
@@ -258,6 +266,11 @@ class CitizenServices(Layer):
         twin.bus.subscribe(StreetFlooded, self.apply)
         twin.bus.subscribe(StreetClosed, self.apply)
         twin.bus.subscribe(StreetReopened, self.apply)
+        for kind in (LampFailed, CabinetFault, ContainerOverflow, SewerFlooding,
+                     TravelTimesUpdated):
+            twin.bus.subscribe(kind, self.apply)
+        if twin.street_times_s is not None:
+            self.router.set_street_times(twin.street_times_s)
         env = twin.clock.env
         self.env = env
         staffing = PhoneStaffing(agents=self.policy.phone_agents if self.policy.phone_agents
@@ -406,7 +419,13 @@ class CitizenServices(Layer):
             req.state[row] = "duplicate"
             req.duplicate_of[row] = master
             req.notes[row] = f"duplicate of request {master + 1}"
-            self._children.setdefault(master, []).append(row)
+            if np.isnan(req.closed_s[master]):
+                self._children.setdefault(master, []).append(row)
+            else:      # triaged after its original was closed (a slow channel): closed too
+                req.state[row] = "closed"
+                req.closed_s[row] = now
+                req.notes[row] = (f"duplicate of request {master + 1}, already closed: "
+                                  f"{req.notes[master]}")
             return
         req.state[row] = "triaged"
         req.expected_s[row] = req.requested_s[row] + svc.promise_h * H
@@ -569,6 +588,20 @@ class CitizenServices(Layer):
             self.router.close(event.street_ids)
         elif isinstance(event, StreetReopened):
             self.router.reopen(event.street_ids)
+        elif isinstance(event, TravelTimesUpdated):   # crews drive at the new traffic times
+            self.router.set_street_times(self.twin.street_times_s)
+        elif isinstance(event, LampFailed):
+            self._asset_incident(event, "street_light_out", "lighting", "lighting",
+                                 event.lamp_id, self.policy.report_radius_m, at_night=True)
+        elif isinstance(event, CabinetFault):      # a whole cabinet's lamps are dark
+            self._asset_incident(event, "street_light_out", "lighting", "lighting",
+                                 event.cabinet_id, 3 * self.policy.report_radius_m, at_night=True)
+        elif isinstance(event, ContainerOverflow):
+            self._asset_incident(event, "overflowing_bin", "waste", "waste",
+                                 event.container_id, self.policy.report_radius_m / 2)
+        elif isinstance(event, SewerFlooding):
+            self._asset_incident(event, "sewer_blocked", "sewer", "sewer", event.node_id,
+                                 self.policy.report_radius_m)
 
     def _service_row(self, code: str, skill: str) -> int:
         if code in self._code_row:
@@ -600,7 +633,23 @@ class CitizenServices(Layer):
         self._schedule_reports(incident_id, ev.x, ev.y, max(self.policy.report_radius_m,
                                                             3 * ev.radius_m))
 
-    def _schedule_reports(self, incident_id: str, x: float, y: float, radius_m: float) -> None:
+    def _asset_incident(self, ev: Event, code: str, skill: str, layer: str, element_id: str,
+                        radius_m: float, at_night: bool = False) -> None:
+        """An asset of a network layer is broken where residents can see it: they report it,
+        and the crew's repair publishes ``RepairDone(layer, element_id)`` for that layer.
+        A second event on an asset whose incident is still open adds nothing."""
+        asset = f"{layer}:{element_id}"
+        open_incident = self.incidents.get(self._asset_incidents.get(asset, ""))
+        if open_incident is not None and open_incident.repaired_s is None:
+            return
+        incident_id = f"{asset}#{ev.event_id}"
+        self._asset_incidents[asset] = incident_id
+        repair = RepairDone(time_s=0, source=self.name, layer=layer, element_id=element_id)
+        self.incidents[incident_id] = _Incident(ev, self._service_row(code, skill), [repair])
+        self._schedule_reports(incident_id, ev.x, ev.y, radius_m, at_night)
+
+    def _schedule_reports(self, incident_id: str, x: float, y: float, radius_m: float,
+                          at_night: bool = False) -> None:
         pol, rng, hh = self.policy, self.rng, self.households
         near = hh.near(x, y, radius_m)
         chance = np.minimum(pol.report_probability * hh.propensity[near], 1.0)
@@ -610,6 +659,10 @@ class CitizenServices(Layer):
         for h, delay in zip(reporters[order].tolist(), delays[order].tolist()):
             when = self.env.now + delay
             weekday, hour = self.calendar.weekday_hour(when)
+            if at_night and pol.dark_from_h > hour >= pol.dark_until_h:
+                # a lamp out is seen once it is dark: the evening walk home
+                when += (pol.dark_from_h - hour) * H + float(rng.exponential(3600.0))
+                weekday, hour = self.calendar.weekday_hour(when)
             if hour < 6.5:                            # asleep: reports it in the morning
                 when += (6.5 - hour) * H + float(rng.exponential(1800.0))
             self._at(when, self._report, incident_id, h)
