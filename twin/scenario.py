@@ -342,6 +342,19 @@ def load_scenario(path: str | os.PathLike) -> ScenarioSpec:
     return spec
 
 
+def load_yaml_spec(path: str | os.PathLike, model: type[_Spec]) -> Any:
+    """Read any YAML file of the project (a calibration or ensemble config...) into the
+    pydantic ``model``, with the same located errors as scenarios (file, line, field)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(path, None, None, "an existing YAML file", got="no such file")
+    data, lines = _parse_yaml(path)
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise _first_error(exc, path, lines) from None
+
+
 def main_validate(path: str | os.PathLike) -> int:
     """CLI helper: 0 and a one-line summary if the scenario is valid, else 2 and the error."""
     try:
