@@ -102,6 +102,22 @@ class StreetReopened(Event):
 
 
 @dataclass(frozen=True)
+class LanesClosed(Event):
+    """``lanes`` lanes per direction of streets closed (roadworks, a crash): the streets
+    stay open on the lanes left (at least one); not a closure for routing."""
+    street_ids: tuple[str, ...] = ()
+    lanes: int = 1
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LanesReopened(Event):
+    """The ``lanes`` closed by a :class:`LanesClosed` on these streets are open again."""
+    street_ids: tuple[str, ...] = ()
+    lanes: int = 1
+
+
+@dataclass(frozen=True)
 class RepairDone(Event):
     layer: str = ""
     element_id: str = ""
@@ -206,7 +222,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
                                   DemandSurge, FireFlow, StreetFlooded, StreetClosed,
                                   StreetReopened, RepairDone, Reading, Alert, RequestFiled,
                                   WorkOrderDone, LampFailed, CabinetFault, ContainerOverflow,
-                                  SewerFlooding, OverflowSpill, TravelTimesUpdated)
+                                  SewerFlooding, OverflowSpill, TravelTimesUpdated,
+                                  LanesClosed, LanesReopened)
 }
 
 
