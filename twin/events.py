@@ -210,6 +210,32 @@ class OverflowSpill(Event):
 
 
 @dataclass(frozen=True)
+class Rainfall(Event):
+    """Rain on the sewer's catchments from ``time_s``: one intensity (mm/h) per ``step_s``
+    seconds, at the listed rain gages (all of them when empty)."""
+    intensities_mm_h: tuple[float, ...] = ()
+    step_s: float = 300.0
+    gages: tuple[str, ...] = ()
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ConduitBlocked(Event):
+    """A sewer conduit partly blocked (roots, fat, debris): it carries at most
+    ``capacity_fraction`` of its full-pipe flow, for ``duration_s`` or to the end."""
+    conduit_id: str = ""
+    capacity_fraction: float = 0.5
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SewerPumpOutage(Event):
+    """A sewer pumping station's pump stops, for ``duration_s`` or to the end."""
+    pump_id: str = ""
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
 class TravelTimesUpdated(Event):
     """The traffic layer re-equilibrated: ``Twin.street_times_s`` holds the new per-street
     travel times; ``street_ids`` lists the streets whose time changed most."""
@@ -223,7 +249,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
                                   StreetReopened, RepairDone, Reading, Alert, RequestFiled,
                                   WorkOrderDone, LampFailed, CabinetFault, ContainerOverflow,
                                   SewerFlooding, OverflowSpill, TravelTimesUpdated,
-                                  LanesClosed, LanesReopened)
+                                  LanesClosed, LanesReopened, Rainfall, ConduitBlocked,
+                                  SewerPumpOutage)
 }
 
 
