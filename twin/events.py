@@ -184,6 +184,18 @@ class CabinetFault(Event):
 
 
 @dataclass(frozen=True)
+class LightingFault(Event):
+    """A fault ordered by a scenario (``lamp_failure``): the lighting layer fails the lamps
+    named (or ``random_lamps`` lit ones it draws), or the cabinet / feeder, and publishes
+    the resulting LampFailed / CabinetFault with positions."""
+    lamp_ids: tuple[str, ...] = ()
+    random_lamps: int = 0
+    cabinet_id: str = ""
+    feeder_id: str = ""
+    reason: str = "injected"
+
+
+@dataclass(frozen=True)
 class ContainerOverflow(Event):
     """A waste container is full and waste is left beside it."""
     container_id: str = ""
@@ -250,7 +262,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
                                   WorkOrderDone, LampFailed, CabinetFault, ContainerOverflow,
                                   SewerFlooding, OverflowSpill, TravelTimesUpdated,
                                   LanesClosed, LanesReopened, Rainfall, ConduitBlocked,
-                                  SewerPumpOutage)
+                                  SewerPumpOutage, LightingFault)
 }
 
 
