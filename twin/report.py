@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from twin.figures.citizens import citizens_figures
+from twin.figures.parking import parking_figures
 from twin.figures.water import water_figures
 from twin.results import Results
 
@@ -25,6 +26,11 @@ LAYER_FIGURES = {"water": water_figures, "citizens": citizens_figures}
 # KPIs where a larger value is worse, and where a smaller one is; others are not coloured
 WORSE_WHEN_HIGHER = ("deficit", "below", "leak", "energy", "overflow", "flood", "backlog")
 WORSE_WHEN_LOWER = ("min_pressure", "availability", "delivered", "within_promise")
+
+# parking: its figures, and which of its KPIs are worse when higher or lower
+LAYER_FIGURES["parking"] = parking_figures
+WORSE_WHEN_HIGHER += ("cruising", "turned_away", "above_85pct", "lapsed")
+WORSE_WHEN_LOWER += ("on_time",)
 
 
 def kpi_frame(results: Sequence[Results]) -> pd.DataFrame:

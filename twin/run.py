@@ -46,6 +46,8 @@ def build_twin(spec: ScenarioSpec) -> Twin:
                        # scenario's time of day, so 07:30 on the calendar is the 07:30 peak
                        clock_offset_s=_seconds_into_day(spec.start) if city is not None else 0)
     twin.add_layer(layer)
+    if spec.parking is not None:
+        _add_parking(twin, spec)
     eng = layer.engine
     check_elements(spec, {
         "pipe": layer.pipe_ids,
@@ -55,6 +57,30 @@ def build_twin(spec: ScenarioSpec) -> Twin:
     })
     twin.schedule(events)
     return twin
+
+
+
+def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
+    """The parking layer of the scenario's ``parking:`` section (demo city only); capacity
+    overrides name zones and car parks, checked once the layer is built."""
+    from twin.networks.parking import ParkingLayer
+    from twin.scenario_fields import ScenarioError
+
+    if twin.city is None:
+        path, line = spec.locate("parking")
+        raise ScenarioError(path, "parking", line, "a demo city (`city: demo:`) for the parking "
+                            "layer: its zones are the city's blocks and streets",
+                            got="an EPANET file city")
+    layer = ParkingLayer(**spec.parking.layer_options(spec.horizon_s))
+    twin.add_layer(layer)
+    for key in spec.parking.capacities:
+        if key not in layer.index:
+            path, line = spec.locate(f"parking.capacities.{key}")
+            raise ScenarioError(path, f"parking.capacities.{key}", line,
+                                "a zone or car-park id of the city",
+                                got=f"unknown id {key!r} (zones {layer.zone_ids[0]}.."
+                                    f"{layer.zone_ids[-1]}, car parks {', '.join(layer.carpark_ids)})")
+    layer.set_capacities(spec.parking.capacities)
 
 
 def run(spec: ScenarioSpec, progress: bool = False) -> Results:

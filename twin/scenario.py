@@ -35,6 +35,7 @@ from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuratio
                                   _distinct, _empty_if_none, _integer, _name, _number,
                                   _quantity_names, _start_time, _text, format_duration,
                                   parse_duration, safe_name)
+from twin.scenario_parking import ParkingSpec
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
            "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
@@ -242,6 +243,8 @@ class ScenarioSpec(_Spec):
         default_factory=list)
     policies: Annotated[PoliciesSpec, BeforeValidator(_empty_if_none({}))] = PoliciesSpec()
     outputs: Annotated[OutputsSpec, BeforeValidator(_empty_if_none({}))] = OutputsSpec()
+    # optional: a parking layer on the demo city (twin.scenario_parking)
+    parking: Annotated[ParkingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
 

@@ -269,7 +269,7 @@ class ParkingLayer(Layer):
             now = clock.now_s
             if now >= next_sensor - 1e-6:
                 self._record(now)
-                next_sensor += p.sensor_step_s
+                next_sensor = (math.floor(now / p.sensor_step_s + 1e-9) + 1) * p.sensor_step_s
             weekday, hod = self._calendar(now)
             if hod < 1e-6 and now > 0:
                 self._adjust_prices(weekday)

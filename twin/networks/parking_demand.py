@@ -230,3 +230,29 @@ def fit_day_factors(mix: ArrivalMix, arrivals_per_space: float, hours: np.ndarra
         purposes.append(replace(p, day_factors=tuple(day)))
     rmse = float(np.sqrt(np.mean((a @ factors - share) ** 2)))
     return ArrivalMix(purposes=tuple(purposes), shares=mix.shares), rmse
+
+
+def simulate_occupancy(mix: ArrivalMix, daily_arrivals: float, capacity: int, days: int,
+                       rng: np.random.Generator, first_weekday: int = 0,
+                       step_h: float = 0.25, warmup_days: int = 2) -> np.ndarray:
+    """Vehicles present at the start of each ``step_h`` over ``days`` days (from midnight of
+    a day with weekday ``first_weekday``), drawing Poisson arrivals and lognormal stays of
+    ``mix``; arrivals finding the ``capacity`` full are lost. Shape (days, steps a day)."""
+    per_day = int(round(24 / step_h))
+    total = (days + warmup_days) * per_day
+    present = np.empty(total, dtype=np.int64)
+    dep = np.empty(0)
+    for k in range(total):
+        t_h = k * step_h - warmup_days * 24
+        dep = dep[dep > t_h]
+        present[k] = len(dep)
+        dtype = day_type((first_weekday + int(np.floor(t_h / 24))) % 7)
+        rates = mix.rates_per_h((t_h % 24) + step_h / 2, dtype) * daily_arrivals
+        counts = rng.poisson(rates * step_h)
+        purpose = np.repeat(np.arange(len(rates)), counts)
+        arrive = t_h + rng.uniform(0, step_h, len(purpose))
+        stays = mix.sample_stays_s(rng, purpose) / 3600
+        room = max(capacity - len(dep), 0)
+        order = np.argsort(arrive)[:room]
+        dep = np.concatenate([dep, arrive[order] + stays[order]])
+    return present[warmup_days * per_day:].reshape(days, per_day)

@@ -34,7 +34,7 @@ class SupplyRules:
     kerb_share_arterial: float = 0.5
     jobs_per_resident: float = 0.5
     car_park_zone_share: float = 0.25      # busiest zones (by jobs) with a car park
-    car_park_spaces_per_job: float = 0.12
+    car_park_spaces_per_job: float = 0.2
     car_park_min_spaces: int = 100
     car_park_max_spaces: int = 2000
 
