@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from twin.figures.citizens import citizens_figures
 from twin.figures.parking import parking_figures
+from twin.figures.traffic import traffic_figures
 from twin.figures.water import water_figures
 from twin.results import Results
 
@@ -31,6 +32,11 @@ WORSE_WHEN_LOWER = ("min_pressure", "availability", "delivered", "within_promise
 LAYER_FIGURES["parking"] = parking_figures
 WORSE_WHEN_HIGHER += ("cruising", "turned_away", "above_85pct", "lapsed")
 WORSE_WHEN_LOWER += ("on_time",)
+
+# traffic: its figures, and which of its KPIs are worse when higher or lower
+LAYER_FIGURES["traffic"] = traffic_figures
+WORSE_WHEN_HIGHER += ("travel_time", "delay", "extra_veh_h", "unserved")
+WORSE_WHEN_LOWER += ("mean_speed",)
 
 
 def kpi_frame(results: Sequence[Results]) -> pd.DataFrame:

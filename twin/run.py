@@ -8,24 +8,42 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twin.events import PipeBurst
 from twin.networks.water import WaterLayer
 from twin.results import Results
-from twin.scenario import ScenarioSpec, check_elements
+from twin.scenario import ScenarioError, ScenarioSpec, check_elements
 from twin.twin import Twin
 
 from twin.quantities import RECORDABLE
+
+if TYPE_CHECKING:
+    from twin.city.model import City
 
 
 def _seconds_into_day(when) -> int:
     return when.hour * 3600 + when.minute * 60 + when.second
 
 
-def build_twin(spec: ScenarioSpec) -> Twin:
-    """The twin a scenario describes, built and checked, not yet run."""
+class NetworkSource(Protocol):
+    """Where ``build_twin`` takes the city and the water model from instead of building them:
+    an ensemble's worker keeps them loaded across members (see ``twin.ensemble_water``)."""
+
+    def city(self, spec: ScenarioSpec) -> "City": ...
+
+    def water_model(self, spec: ScenarioSpec, city: "City | None") -> tuple[Any, Path]:
+        """(the WNTR model, an .inp file already written from it)."""
+        ...
+
+
+def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twin:
+    """The twin a scenario describes, built and checked, not yet run. With ``networks``, the
+    city and the water model come from there (loaded once, reused), not from the files."""
     city = None
-    if spec.city.demo is not None:
+    if spec.city.demo is not None and networks is not None:
+        city = networks.city(spec)
+    elif spec.city.demo is not None:
         from twin.city.generator import generate_city
 
         city = generate_city(population=spec.city.demo.population, seed=spec.city.demo.seed)
@@ -37,7 +55,9 @@ def build_twin(spec: ScenarioSpec) -> Twin:
     if "demand" not in quantities:
         quantities.append("demand")      # the outflow plot needs it
     step = spec.step_s if (city is not None or "step_s" in spec.model_fields_set) else None
-    layer = WaterLayer(spec.city.inp if city is None else None,
+    model, inp_file = (networks.water_model(spec, city) if networks is not None
+                       else (spec.city.inp if city is None else None, None))
+    layer = WaterLayer(model, inp_file=inp_file,
                        horizon_s=spec.horizon_s, hydraulic_step_s=step,
                        engine=water_policy.engine,
                        service_pressure_m=water_policy.service_pressure_m,
@@ -46,17 +66,35 @@ def build_twin(spec: ScenarioSpec) -> Twin:
                        # scenario's time of day, so 07:30 on the calendar is the 07:30 peak
                        clock_offset_s=_seconds_into_day(spec.start) if city is not None else 0)
     twin.add_layer(layer)
+    if spec.waste is not None:
+        _add_waste(twin, spec)
     if spec.parking is not None:
         _add_parking(twin, spec)
+    if spec.traffic is not None:
+        _add_traffic(twin, spec)
     eng = layer.engine
     check_elements(spec, {
         "pipe": layer.pipe_ids,
         "link": set(eng.link_ids),
         "pump": {eng.link_ids[i] for i in layer.pumps},
         "node": set(eng.node_ids),
+        **({"street": set(city.streets.index)} if city is not None else {}),
     })
     twin.schedule(events)
     return twin
+
+
+def _add_traffic(twin: Twin, spec: ScenarioSpec) -> None:
+    """The traffic layer of the scenario's ``traffic:`` section (demo city only)."""
+    if twin.city is None:
+        path, line = spec.locate("traffic")
+        raise ScenarioError(path, "traffic", line, "a demo city (`city: demo:`) for the traffic "
+                            "layer: it builds its streets and demand from the city",
+                            got="an EPANET file city")
+    from twin.networks.traffic import TrafficLayer
+
+    twin.add_layer(TrafficLayer(**spec.traffic.layer_options(),
+                                clock_offset_s=_seconds_into_day(spec.start)))
 
 
 
@@ -81,6 +119,19 @@ def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
                                 got=f"unknown id {key!r} (zones {layer.zone_ids[0]}.."
                                     f"{layer.zone_ids[-1]}, car parks {', '.join(layer.carpark_ids)})")
     layer.set_capacities(spec.parking.capacities)
+
+
+def _add_waste(twin: Twin, spec: ScenarioSpec) -> None:
+    """The waste layer of the scenario's ``waste:`` section (demo city only)."""
+    from twin.networks.waste import WasteLayer
+    from twin.scenario_fields import ScenarioError
+
+    if twin.city is None:
+        path, line = spec.locate("waste")
+        raise ScenarioError(path, "waste", line, "a demo city (`city: demo:`) for the waste "
+                            "layer: its containers serve the city's blocks",
+                            got="an EPANET file city")
+    twin.add_layer(WasteLayer(**spec.waste.layer_options()))
 
 
 def run(spec: ScenarioSpec, progress: bool = False) -> Results:

@@ -36,6 +36,7 @@ from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuratio
                                   _quantity_names, _start_time, _text, format_duration,
                                   parse_duration, safe_name)
 from twin.scenario_parking import ParkingSpec
+from twin.scenario_traffic import StreetClosureSpec, TrafficSpec
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
            "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
@@ -154,9 +155,10 @@ class FireFlowSpec(EventSpec):
 EVENT_SPECS: dict[str, type[EventSpec]] = {
     "pipe_burst": PipeBurstSpec, "valve_closure": ValveClosureSpec,
     "pump_outage": PumpOutageSpec, "demand_surge": DemandSurgeSpec, "fire_flow": FireFlowSpec,
+    "street_closure": StreetClosureSpec,
 }
 AnyEventSpec = Annotated[Union[PipeBurstSpec, ValveClosureSpec, PumpOutageSpec, DemandSurgeSpec,
-                               FireFlowSpec], Field(discriminator="type")]
+                               FireFlowSpec, StreetClosureSpec], Field(discriminator="type")]
 
 
 # --- the scenario ------------------------------------------------------------------------
@@ -245,6 +247,8 @@ class ScenarioSpec(_Spec):
     outputs: Annotated[OutputsSpec, BeforeValidator(_empty_if_none({}))] = OutputsSpec()
     # optional: a parking layer on the demo city (twin.scenario_parking)
     parking: Annotated[ParkingSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    # optional: a traffic layer on the demo city (twin.scenario_traffic)
+    traffic: Annotated[TrafficSpec | None, BeforeValidator(_empty_if_none({}))] = None
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
 

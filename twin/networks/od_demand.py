@@ -78,7 +78,7 @@ class TripRates:
     other_trips_per_resident: float = 0.75
     other_external_share: float = 0.15
     non_home_trips_per_resident: float = 0.3
-    through_veh_per_gateway_day: float = 3000.0
+    through_veh_per_gateway_day: float = 6000.0
     beta_per_min: float = 0.15
     work_out: np.ndarray = field(default_factory=lambda: WORK_OUT.copy())
     work_back: np.ndarray = field(default_factory=lambda: WORK_BACK.copy())

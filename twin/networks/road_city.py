@@ -53,7 +53,7 @@ ROAD_CLASSES: dict[str, RoadClass] = {
     "living_street": RoadClass(20.0, 1, 300.0),
     "service": RoadClass(20.0, 1, 300.0),
     "road": RoadClass(30.0, 1, 600.0),
-    "arterial": RoadClass(50.0, 2, 900.0),     # the demo city's classes
+    "arterial": RoadClass(50.0, 1, 900.0),     # the demo city's classes
     "local": RoadClass(30.0, 1, 600.0),
 }
 CONNECTOR_SPEED_KPH = 20.0            # driving from the car park or kerb to the network
@@ -134,10 +134,13 @@ def network_with_zones(streets: pd.DataFrame, node_xy: pd.DataFrame, zones: gpd.
 
 
 def city_road_network(city: City, zones: gpd.GeoDataFrame) -> RoadNetwork:
-    """The demo city's streets (``lanes`` read as lanes per direction) and ``zones``."""
+    """The demo city's streets and ``zones``. A city street's ``lanes`` counts both
+    directions (as OpenStreetMap's tag does): each direction gets half, at least one."""
     node_xy = pd.DataFrame({"x": city.intersections.geometry.x,
                             "y": city.intersections.geometry.y}, index=city.intersections.index)
-    return network_with_zones(city.streets, node_xy, zones, name=f"{city.name} streets",
+    streets = city.streets.copy()
+    streets["lanes"] = np.maximum(1.0, np.floor(streets["lanes"].astype(float) / 2))
+    return network_with_zones(streets, node_xy, zones, name=f"{city.name} streets",
                               source=f"city {city.name!r}")
 
 

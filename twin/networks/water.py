@@ -118,8 +118,11 @@ class WaterLayer(Layer):
                  planned_bursts: Iterable[tuple[str, float]] = (),
                  clock_offset_s: float = 0.0,
                  record: Iterable[str] = ("pressure", "demand", "flow", "tank_level"),
-                 crs: str | None = None) -> None:
+                 crs: str | None = None, inp_file: str | Path | None = None) -> None:
         self._model_arg = model
+        # an .inp already written from ``model`` (a WNTR model): EPANET opens it as is and
+        # nothing is written (ensemble members reuse one file per worker)
+        self.inp_file = inp_file
         self.horizon_s = horizon_s
         self.hydraulic_step_s = hydraulic_step_s
         self.report_step_s = report_step_s
@@ -180,12 +183,15 @@ class WaterLayer(Layer):
         self._open_engine()
 
     def _open_engine(self) -> None:
-        """Write the model once, open it in EPANET, insert planned leak nodes."""
-        tmp = Path(tempfile.mkdtemp(prefix="twin-water-"))
+        """Write the model once (unless ``inp_file`` holds it), open it in EPANET, insert
+        planned leak nodes."""
+        tmp = Path(tempfile.mkdtemp(prefix="twin-water-")) if self.inp_file is None else None
         try:
-            inp = tmp / "model.inp"
-            wntr.network.write_inpfile(self.wn, str(inp),
-                                       units=self.wn.options.hydraulic.inpfile_units, version=2.2)
+            inp = Path(self.inp_file) if tmp is None else tmp / "model.inp"
+            if tmp is not None:
+                wntr.network.write_inpfile(self.wn, str(inp),
+                                           units=self.wn.options.hydraulic.inpfile_units,
+                                           version=2.2)
             try:
                 self.engine = en.EpanetProject(inp, library=self.engine_name)
             except en.EpanetError as exc:
@@ -193,7 +199,8 @@ class WaterLayer(Layer):
                 raise InpError(f"{where}: EPANET cannot load this network: "
                                f"error {exc.code}: {exc.message}") from exc
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
         eng = self.engine
         for pipe_id, position in self.planned_bursts:
             k = eng.link_index.get(pipe_id)

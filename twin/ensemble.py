@@ -1,0 +1,190 @@
+"""Ensembles on Dask: thousands of what-if runs, from a laptop to a cluster.
+
+:func:`run_ensemble` expands a scenario's ``ensemble:`` section into members
+(:mod:`twin.ensemble_members`), runs them in batches on a Dask cluster (a local one,
+one process per core, by default; an existing one with ``scheduler=``) and writes each
+batch's results as a Parquet partition as soon as it arrives (:mod:`twin.ensemble_store`).
+A member that fails records its traceback and the others go on; the tasks of a worker
+that dies are run again by Dask; a second run into the same folder skips the members
+already done. A member's result depends on its scenario and seed only, never on the
+worker or the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from twin.ensemble_members import Member, expand_members
+from twin.ensemble_store import ResultStore
+from twin.ensemble_water import MemberTask, run_members
+from twin.errors import BadInput
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from twin.scenario import ScenarioSpec
+
+__all__ = ["EnsembleSummary", "run_ensemble", "dask_client"]
+
+CONNECT_TIMEOUT_S = 5.0
+_ADDRESS = re.compile(r"(tcp|tls|ws|wss|ucx)://[^\s/:]+(:\d{1,5})?|inproc://\S+")
+
+
+@dataclass
+class EnsembleSummary:
+    """What a run of an ensemble did."""
+
+    members: int
+    done: int              # done in this run
+    failed: int            # failed in this run
+    skipped: int           # already done in an earlier run into the same folder
+    seconds: float
+    workers: int
+    scheduler: str
+    out: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None,
+                timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator["Client"]:
+    """A client of the scheduler at ``scheduler``, or of a new local cluster of ``workers``
+    processes (default: one per core) with one thread each; closed on exit, Ctrl-C too."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        if not _ADDRESS.fullmatch(scheduler.strip()):
+            raise BadInput(f"--scheduler: expected a Dask scheduler address such as "
+                           f"tcp://HOST:PORT, got {scheduler!r}")
+        try:
+            client = Client(scheduler.strip(), timeout=f"{timeout_s}s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise BadInput(f"--scheduler {scheduler}: no Dask scheduler answered within "
+                           f"{timeout_s:g} s ({type(exc).__name__}: {exc})") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                           processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _batches(members: list[Member], size: int) -> list[list[Member]]:
+    return [members[i:i + size] for i in range(0, len(members), size)]
+
+
+def _failed_rows(batch: list[Member], exc: BaseException) -> list[dict[str, Any]]:
+    """Rows for a batch whose task itself failed (its workers died once too often...)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return [{"member_id": m.member_id, "status": "failed", "error": text, "seconds": math.nan,
+             "worker_pid": -1, "kpis": {}, "elements": None} for m in batch]
+
+
+def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | None = None,
+                 workers: int | None = None, client: "Client | None" = None,
+                 batch_size: int | None = None, progress: bool = True,
+                 on_batch: Callable[[list[dict[str, Any]]], None] | None = None,
+                 timeout_s: float = CONNECT_TIMEOUT_S) -> EnsembleSummary:
+    """Run every member of ``spec``'s ensemble not yet done in ``out_dir``.
+
+    ``client``: an existing Dask client to use (else one is made from ``scheduler`` /
+    ``workers``). ``batch_size``: members per Dask task (default: enough tasks to keep
+    every worker busy, at most 25 members each). ``on_batch`` is called with each
+    batch's rows as it is written.
+    """
+    t0 = time.perf_counter()
+    members = expand_members(spec)
+    store = ResultStore(Path(out_dir), spec, members)
+    todo = [m for m in members if m.member_id not in store.done_ids]
+    per_element = spec.ensemble.per_element
+    done = failed = 0
+    n_workers = 0
+    address = ""
+    if todo:
+        with (_given(client) if client is not None
+              else dask_client(scheduler, workers, timeout_s)) as cl:
+            n_workers = max(len(cl.scheduler_info(n_workers=-1).get("workers", {})), 1)
+            address = cl.scheduler.address if cl.scheduler is not None else ""
+            size = batch_size or max(1, min(25, math.ceil(len(todo) / (8 * n_workers))))
+            done, failed = _execute(cl, _batches(todo, size), per_element, store, progress,
+                                    on_batch)
+    summary = EnsembleSummary(members=len(members), done=done, failed=failed,
+                              skipped=len(members) - len(todo),
+                              seconds=round(time.perf_counter() - t0, 3), workers=n_workers,
+                              scheduler=address or (scheduler or "local"), out=str(out_dir))
+    store.write_summary(summary.as_dict())
+    return summary
+
+
+@contextmanager
+def _given(client: "Client") -> Iterator["Client"]:
+    yield client          # the caller's client: used, not closed
+
+
+def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[str, ...],
+             store: ResultStore, progress: bool,
+             on_batch: Callable[[list[dict[str, Any]]], None] | None) -> tuple[int, int]:
+    """Submit ``batches`` a few at a time (memory stays bounded), write each as it lands."""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    total = sum(len(b) for b in batches)
+    window = 2 * max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1) + 2
+    pending = list(reversed(batches))
+    running: dict[Any, list[Member]] = {}
+    done = failed = 0
+
+    def submit(queue: as_completed | None = None) -> Any:
+        batch = pending.pop()
+        tasks = [MemberTask(m.member_id, m.spec, per_element) for m in batch]
+        future = client.submit(run_members, tasks, retries=2, pure=False,
+                               key=f"twin-ensemble-{batch[0].member_id}-{len(batch)}")
+        running[future] = batch
+        if queue is not None:
+            queue.add(future)
+        return future
+
+    first = [submit() for _ in range(min(window, len(pending)))]
+    queue = as_completed(first, loop=client.loop)
+    bar = tqdm(total=total, unit="run", desc="ensemble", disable=None if progress else True)
+    try:
+        for future in queue:
+            batch = running.pop(future)
+            try:
+                rows = future.result()
+            except Exception as exc:          # KilledWorker after repeated deaths, ...
+                rows = _failed_rows(batch, exc)
+            store.write_batch(rows, batch)
+            ok = sum(r["status"] == "done" for r in rows)
+            done, failed = done + ok, failed + len(rows) - ok
+            bar.update(len(rows))
+            bar.set_postfix(done=done, failed=failed, remaining=total - done - failed)
+            if on_batch is not None:
+                on_batch(rows)
+            if pending:
+                submit(queue)
+    finally:
+        bar.close()
+        if running:                           # interrupted: leave nothing running
+            client.cancel(list(running))
+    return done, failed

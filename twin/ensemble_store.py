@@ -1,0 +1,129 @@
+"""An ensemble's results on disk: a manifest, Parquet partitions written as batches land.
+
+Layout of the output folder::
+
+    manifest.json            the scenario, the hash of its base, every member's id, seed, params
+    members/part-*.parquet   one row per member: id, status, error, seconds, params, KPIs
+    elements/part-*.parquet  per member and element: lowest and highest value of a quantity
+    summary.json             what the last run did
+
+Each partition is written to a temporary name and renamed, so a crash never leaves half
+a file; a member's id is a hash of its parameters and seed, so a re-run knows what is done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from twin.ensemble_members import Member, base_hash
+from twin.errors import BadInput
+
+if TYPE_CHECKING:
+    from twin.scenario import ScenarioSpec
+
+__all__ = ["ResultStore", "load_members", "load_elements", "load_manifest"]
+
+ROW_COLUMNS = ["member_id", "status", "error", "seconds", "worker_pid", "seed", "element",
+               "sweep", "params"]
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class ResultStore:
+    """Writes one ensemble's results into ``out``; knows which members are done there."""
+
+    def __init__(self, out: Path, spec: "ScenarioSpec", members: list[Member]) -> None:
+        self.out = out
+        (out / "members").mkdir(parents=True, exist_ok=True)
+        (out / "elements").mkdir(parents=True, exist_ok=True)
+        self.base_hash = base_hash(spec)
+        manifest_path = out / "manifest.json"
+        if manifest_path.exists():
+            old = json.loads(manifest_path.read_text())
+            if old.get("base_hash") != self.base_hash:
+                raise BadInput(f"{out}: holds the results of another scenario "
+                               f"({old.get('scenario')}, base {old.get('base_hash')}); "
+                               f"choose another --out or delete it")
+        manifest = {"scenario": str(spec.source_path or spec.name), "name": spec.name,
+                    "base_hash": self.base_hash, "written": dt.datetime.now().isoformat(),
+                    "rank_by": spec.ensemble.rank_by if spec.ensemble else "",
+                    "service_pressure_m": spec.policies.water.service_pressure_m,
+                    "members": [{"member_id": m.member_id, "seed": m.seed, "params": m.params,
+                                 "element": m.element, "sweep": m.sweep} for m in members]}
+        tmp = manifest_path.with_name("manifest.json.tmp")
+        tmp.write_text(json.dumps(manifest, default=str))
+        os.replace(tmp, manifest_path)
+        rows = load_members(out)
+        self.done_ids = set(rows.loc[rows["status"] == "done", "member_id"]) if len(rows) else set()
+
+    def write_batch(self, rows: list[dict[str, Any]], batch: list[Member]) -> Path:
+        """Write a batch's member rows and element extremes as one partition each."""
+        by_id = {m.member_id: m for m in batch}
+        table = []
+        elements = []
+        for row in rows:
+            member = by_id[row["member_id"]]
+            flat = {"member_id": member.member_id, "status": row["status"],
+                    "error": row["error"], "seconds": row["seconds"],
+                    "worker_pid": row["worker_pid"], "seed": member.seed,
+                    "element": member.element, "sweep": member.sweep,
+                    "params": json.dumps(member.params, sort_keys=True, default=str)}
+            for key, value in member.params.items():
+                flat[f"param:{key}"] = value if isinstance(value, (int, float)) else str(value)
+            flat.update(row["kpis"])
+            table.append(flat)
+            extremes = row.get("elements")
+            if extremes is not None and len(extremes):
+                elements.append(extremes.assign(member_id=member.member_id))
+        name = f"part-{batch[0].member_id}-{len(batch)}.parquet"
+        path = self.out / "members" / name
+        _write_atomic(pd.DataFrame(table), path)
+        if elements:
+            _write_atomic(pd.concat(elements, ignore_index=True), self.out / "elements" / name)
+        self.done_ids.update(r["member_id"] for r in rows if r["status"] == "done")
+        return path
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def load_members(out: str | Path) -> pd.DataFrame:
+    """One row per member (its latest result: done if it ever succeeded here)."""
+    files = sorted((Path(out) / "members").glob("part-*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    frames = [pd.read_parquet(p).assign(_written=p.stat().st_mtime_ns) for p in files]
+    rows = pd.concat(frames, ignore_index=True)
+    rows["_ok"] = rows["status"] == "done"
+    rows = rows.sort_values(["_ok", "_written"], kind="stable")
+    rows = rows.drop_duplicates("member_id", keep="last")
+    return rows.drop(columns=["_ok", "_written"]).sort_values("member_id").reset_index(drop=True)
+
+
+def load_elements(out: str | Path, member_ids: set[str] | None = None) -> pd.DataFrame:
+    """Per member and element extremes (``member_id, element, quantity, min, max``)."""
+    files = sorted((Path(out) / "elements").glob("part-*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=["member_id", "element", "quantity", "min", "max"])
+    table = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+    table = table.drop_duplicates(["member_id", "element", "quantity"], keep="last")
+    if member_ids is not None:
+        table = table[table["member_id"].isin(member_ids)]
+    return table.reset_index(drop=True)
+
+
+def load_manifest(out: str | Path) -> dict[str, Any]:
+    path = Path(out) / "manifest.json"
+    if not path.is_file():
+        raise BadInput(f"{out}: no manifest.json: not the output folder of `twin ensemble`")
+    return json.loads(path.read_text())

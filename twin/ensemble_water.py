@@ -1,0 +1,215 @@
+"""Fast ensemble members: networks loaded once per worker, EPANET run in memory.
+
+WNTR's file-based simulator writes an .inp/.rpt/.bin per run: bulk runs run out of file
+handles and parallel runs collide on file names. Here each worker process keeps, per
+network, the WNTR model (read once) and one .inp written once into a folder of its
+own; a member opens that file in EPANET (a C parse of a few milliseconds), steps it in
+memory and closes it, so nothing is written per member and no two workers share a file.
+The generated demo city is also kept per worker.
+
+Criticality analysis is an ensemble whose members each break (or close) one pipe: see
+``scenarios/criticality_demo.yaml``; :func:`select_elements` picks the pipes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import traceback
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from twin.ensemble_spec import ElementSelection
+
+if TYPE_CHECKING:
+    from twin.city.model import City
+    from twin.scenario import ScenarioSpec
+
+
+class WorkerNetworks:
+    """The cities and water models of one process, each built or read once (a
+    :class:`twin.run.NetworkSource`). Models are shared read-only by the members."""
+
+    def __init__(self) -> None:
+        self._cities: dict[tuple, "City"] = {}
+        self._water: dict[tuple, tuple[Any, Path]] = {}
+        self._folder: Path | None = None
+
+    def _dir(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix=f"twin-ens-{os.getpid()}-"))
+            weakref.finalize(self, shutil.rmtree, str(self._folder), True)
+        return self._folder
+
+    def city(self, spec: "ScenarioSpec") -> "City":
+        from twin.city.generator import generate_city
+
+        demo = spec.city.demo
+        key = (demo.population, demo.seed)
+        if key not in self._cities:
+            self._cities[key] = generate_city(population=demo.population, seed=demo.seed)
+        return self._cities[key]
+
+    def water_model(self, spec: "ScenarioSpec", city: "City | None") -> tuple[Any, Path]:
+        """(WNTR model, .inp written from it once) of the scenario's water network."""
+        import wntr
+
+        from twin.networks.water import WaterLayer, load_inp
+        from twin.twin import Twin
+
+        if city is None:
+            inp = Path(str(spec.city.inp)).resolve()
+            key: tuple = ("inp", str(inp), inp.stat().st_mtime_ns)
+        else:   # the demo network's pressure-driven options follow the service pressure
+            key = ("demo", spec.city.demo.population, spec.city.demo.seed,
+                   spec.policies.water.service_pressure_m)
+        if key not in self._water:
+            if city is None:
+                wn = load_inp(spec.city.inp)
+            else:      # built as the layer builds it (demand model set from the policy)
+                layer = WaterLayer(None, service_pressure_m=spec.policies.water.service_pressure_m)
+                layer.build(Twin(city=city))
+                layer.close()
+                wn = layer.wn
+            path = self._dir() / f"network-{len(self._water)}.inp"
+            wntr.network.write_inpfile(wn, str(path), units=wn.options.hydraulic.inpfile_units,
+                                       version=2.2)
+            self._water[key] = (wn, path)
+        return self._water[key]
+
+
+_WORKER: WorkerNetworks | None = None
+
+
+def worker_networks() -> WorkerNetworks:
+    """This process's :class:`WorkerNetworks` (made on first use)."""
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = WorkerNetworks()
+    return _WORKER
+
+
+@dataclass(frozen=True)
+class MemberTask:
+    """One member to run: its id, its resolved scenario and the per-element extremes wanted."""
+
+    member_id: str
+    spec: "ScenarioSpec"
+    per_element: tuple[str, ...] = ("water.pressure",)
+
+
+def run_member(task: MemberTask, networks: WorkerNetworks | None = None) -> dict[str, Any]:
+    """Run one member; never raises: a failure is returned with its traceback.
+
+    Returns ``{"member_id", "status" ('done' | 'failed'), "error", "seconds", "worker_pid",
+    "kpis" ({'layer.kpi': value}), "elements" (DataFrame element, quantity, min, max)}``.
+    """
+    from twin.run import build_twin
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"member_id": task.member_id, "status": "done", "error": "",
+                           "worker_pid": os.getpid(), "kpis": {}, "elements": None}
+    twin = None
+    try:
+        twin = build_twin(task.spec, networks=networks or worker_networks())
+        twin.run(task.spec.horizon_s)
+        kpis = {f"{layer}.{k}": float(v) for layer, d in twin.kpis().items() for k, v in d.items()}
+        if "water.demand_required_m3" in kpis:
+            kpis["water.demand_not_delivered_m3"] = (kpis["water.demand_required_m3"]
+                                                     - kpis.get("water.demand_delivered_m3", 0.0))
+        out["kpis"] = kpis
+        out["elements"] = element_extremes(twin, task.per_element)
+    except Exception:                       # the member fails, the ensemble goes on
+        out["status"], out["error"] = "failed", traceback.format_exc(limit=20)
+    finally:
+        if twin is not None:
+            twin.close()
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def run_members(tasks: list[MemberTask]) -> list[dict[str, Any]]:
+    """Run a batch of members in this process (a Dask task)."""
+    return [run_member(task) for task in tasks]
+
+
+def element_extremes(twin, wanted: tuple[str, ...]) -> pd.DataFrame:
+    """Per element, the lowest and highest value over the run of each recorded
+    ``'<layer>.<quantity>'`` in ``wanted`` (the consumers' junctions only for water)."""
+    frames = []
+    recorded = {(layer, q) for layer, q, _ in twin.recorder.quantities()}
+    for name in wanted:
+        layer, _, quantity = name.partition(".")
+        if (layer, quantity) not in recorded:
+            continue
+        wide = twin.recorder.wide(layer, quantity)
+        water = twin.layers.get("water")
+        if layer == "water" and water is not None and quantity in ("pressure", "demand"):
+            wide = wide[[c for c in wide.columns if c in water.junction_ids]]
+        values = wide.to_numpy()
+        frames.append(pd.DataFrame({
+            "element": wide.columns.astype(str), "quantity": name,
+            "min": values.min(axis=0).astype(np.float32),
+            "max": values.max(axis=0).astype(np.float32)}))
+    if not frames:
+        return pd.DataFrame(columns=["element", "quantity", "min", "max"])
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- choosing elements (criticality: every pipe of a zone, all pipes over a diameter) ---------
+def network_elements(spec: "ScenarioSpec",
+                     networks: WorkerNetworks | None = None) -> dict[str, "pd.DataFrame"]:
+    """The scenario's water network as element tables (``nodes``, ``links``)."""
+    from twin.networks.water_io import network_frames
+
+    networks = networks or worker_networks()
+    city = networks.city(spec) if spec.city.demo is not None else None
+    wn, _ = networks.water_model(spec, city)
+    crs = city.crs if city is not None else spec.city.crs
+    return network_frames(wn, crs)
+
+
+def select_elements(selection: ElementSelection, frames: dict[str, pd.DataFrame],
+                    rng: np.random.Generator) -> list[str]:
+    """Ids of the elements ``selection`` names, in network order (a sample is drawn with
+    ``rng``). Raises ValueError naming what is wrong (unknown ids, nothing selected)."""
+    nodes, links = frames["nodes"], frames["links"]
+    kind = selection.each
+    if kind in ("pipe", "link", "pump"):
+        table = links if kind == "link" else links[links["link_type"] == kind.capitalize()]
+    else:
+        table = nodes if kind == "node" else nodes[nodes["node_type"] == "Junction"]
+    if selection.ids:
+        unknown = [i for i in selection.ids if i not in table.index]
+        if unknown:
+            raise ValueError(f"unknown {kind} {unknown[0]!r} (the network has {len(table)} "
+                             f"{kind}s)")
+        table = table.loc[list(selection.ids)]
+    has_diameter = "diameter_mm" in table.columns
+    if selection.min_diameter_mm is not None:
+        table = table[table["diameter_mm"] >= selection.min_diameter_mm] if has_diameter else \
+            table.iloc[:0]
+    if selection.max_diameter_mm is not None:
+        table = table[table["diameter_mm"] <= selection.max_diameter_mm] if has_diameter else \
+            table.iloc[:0]
+    if selection.zone is not None:
+        xmin, ymin, xmax, ymax = selection.zone
+        points = table.geometry.interpolate(0.5, normalized=True) if kind in (
+            "pipe", "link", "pump") else table.geometry
+        inside = ((points.x >= xmin) & (points.x <= xmax) & (points.y >= ymin)
+                  & (points.y <= ymax)).to_numpy()
+        table = table[inside]
+    ids = [str(i) for i in table.index]
+    if not ids:
+        raise ValueError(f"no {kind} of the network matches this selection")
+    if selection.sample is not None and selection.sample < len(ids):
+        picked = np.sort(rng.choice(len(ids), size=selection.sample, replace=False))
+        ids = [ids[i] for i in picked]
+    return ids
