@@ -117,6 +117,8 @@ class LightingLayer(Layer):
         self._scale_h = models["weibull_scale_h"].to_numpy(float)
         self.feeder_matrix = sp.csr_matrix((np.ones(n), (self.lamp_feeder, np.arange(n))),
                                            shape=(f, n))
+        self._feeder_hps = self.feeder_matrix @ sp.diags(self.hps.astype(float))
+        self._feeder_led = self.feeder_matrix @ sp.diags((~self.hps).astype(float))
         self.lamp_ok = np.ones(n, dtype=bool)
         self.feeder_ok = np.ones(f, dtype=bool)
         self.fail_reason = np.full(n, "", dtype=object)
@@ -447,14 +449,13 @@ class LightingLayer(Layer):
                 flows = np.where(np.isnan(flows), 0.0, flows)
             levels = self.program.levels(self._minute_of_day(t), self.street_class, flows)
             frac = power_fraction(levels, self.min_level) * on[None, :]
-            expected_lamp_w = self.power_w[:, None] * frac
+            lamp_w = self.power_w[:, None] * frac
             volt = self._voltage_series(m)                       # (cabinets, m)
-            factor = np.where(self.hps[:, None],
-                              (volt[self.feeder_cabinet[self.lamp_feeder]] / NOMINAL_VOLTAGE_V) ** 2,
-                              1.0)
             lit = powered & on[None, :]
-            true_w = self.feeder_matrix @ (expected_lamp_w * factor * lit)
-            expected_w = self.feeder_matrix @ expected_lamp_w
+            true_w = self._feeder_power(lamp_w * lit, volt)
+            # the cabinet meters voltage too (to 0.1 V): the expected power follows it
+            metered_v = volt + (self._noise_rng.normal(0.0, 0.1, volt.shape) if self.noise else 0.0)
+            expected_w = self._feeder_power(lamp_w, metered_v)
             measured = true_w
             if self.noise:
                 measured = true_w + self._noise_rng.normal(0.0, 1.0, true_w.shape) * \
@@ -482,6 +483,12 @@ class LightingLayer(Layer):
                     self._alert(found)
         elif self.detect:
             self.detector.update(t, measured, expected_w)
+
+    def _feeder_power(self, lamp_w: np.ndarray, volt: np.ndarray) -> np.ndarray:
+        """Feeder power (feeders, minutes) from lamp power at nominal voltage: HPS lamps on
+        magnetic ballasts draw about (V/Vn)^2 of it, LED drivers hold their power."""
+        ratio2 = (volt[self.feeder_cabinet] / NOMINAL_VOLTAGE_V) ** 2
+        return self._feeder_led @ lamp_w + (self._feeder_hps @ lamp_w) * ratio2
 
     def _voltage_series(self, m: int) -> np.ndarray:
         """Supply voltage per cabinet and minute: AR(1) around nominal (sd 1.5 V, hours)."""
@@ -544,9 +551,8 @@ class LightingLayer(Layer):
         utc = self._utc0_min + time_s / 60.0
         self._on_mask(np.array([time_s, time_s + 2 * 86400.0]))
         k = np.searchsorted(self._dark[:, 0], utc)
-        if k >= len(self._dark):
-            return float("inf")
-        return float((self._dark[k, 0] - self._utc0_min) * 60.0)
+        seen = float((self._dark[k, 0] - self._utc0_min) * 60.0) if k < len(self._dark) else np.inf
+        return seen if seen <= self.twin.clock.now_s else float("inf")
 
     def minute_series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The kept per-minute feeder series: times (s), measured and expected power (W)."""

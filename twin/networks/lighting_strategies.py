@@ -18,6 +18,7 @@ A lamp draws ``power_w * max(level, min_level)``: gear that cannot dim below its
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -69,24 +70,35 @@ class DimmingProgram:
                flow_veh_h: np.ndarray | None) -> np.ndarray:
         """Commanded level per lamp and minute, shape (lamps, minutes) or (1, minutes).
 
-        ``flow_veh_h``: each lamp's street flow (lamps,), or None for the default profile.
+        ``street_class``: each lamp's street class; ``flow_veh_h``: each lamp's street flow
+        (lamps,), or None for the default profile.
         """
         m = np.asarray(minute_of_day, dtype=float)
         if self.strategy == "full":
             return np.ones((1, m.size))
         if self.strategy == "dimming":
             return np.where(self.in_dim_window(m), self.dim_level, 1.0)[None, :]
-        design = np.array([DESIGN_FLOW_VEH_H.get(c, DESIGN_FLOW_VEH_H["local"])
-                           for c in street_class])
-        floor = np.array([ADAPTIVE_FLOOR.get(c, ADAPTIVE_FLOOR["local"]) for c in street_class])
-        if flow_veh_h is None:
-            ratio = np.broadcast_to(DEFAULT_TRAFFIC_SHARE[(m // 60).astype(int) % 24][None, :],
-                                    (len(design), m.size))
-        else:
-            ratio = np.broadcast_to((np.asarray(flow_veh_h, dtype=float) / design)[:, None],
-                                    (len(design), m.size))
-        return np.select([ratio >= 0.5, ratio >= 0.25, ratio >= 0.1], [1.0, 0.75, 0.5],
-                         default=floor[:, None] * np.ones_like(ratio))
+        design, floor = _class_values(tuple(np.unique(street_class)))
+        cls_idx = np.searchsorted(np.unique(street_class), street_class)
+        if flow_veh_h is None:          # one profile for all: decide per class, then spread
+            share = DEFAULT_TRAFFIC_SHARE[(m // 60).astype(int) % 24][None, :]
+            per_class = _step_levels(np.broadcast_to(share, (len(design), m.size)), floor)
+            return per_class[cls_idx]
+        ratio = np.asarray(flow_veh_h, dtype=float) / design[cls_idx]
+        return np.repeat(_step_levels(ratio[:, None], floor[cls_idx]), m.size, axis=1)
+
+
+@lru_cache(maxsize=8)
+def _class_values(classes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Design flow and adaptive floor of each street class (sorted names)."""
+    return (np.array([DESIGN_FLOW_VEH_H.get(c, DESIGN_FLOW_VEH_H["local"]) for c in classes]),
+            np.array([ADAPTIVE_FLOOR.get(c, ADAPTIVE_FLOOR["local"]) for c in classes]))
+
+
+def _step_levels(ratio: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Flow / design flow -> level: >= 1/2: 100 %, >= 1/4: 75 %, >= 1/10: 50 %, else floor."""
+    return np.select([ratio >= 0.5, ratio >= 0.25, ratio >= 0.1], [1.0, 0.75, 0.5],
+                     default=np.broadcast_to(np.asarray(floor)[:, None], ratio.shape))
 
 
 def power_fraction(levels: np.ndarray, min_level: np.ndarray) -> np.ndarray:
