@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of workers >= 1, got {text!r}")
-    return value
+from twin.cli import _positive_int
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
@@ -53,9 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler, tcp://HOST:PORT "
                         "(default: a local cluster)")
-    p.add_argument("--workers", type=_workers, default=None,
+    p.add_argument("--workers", type=_positive_int, default=None,
                    help="processes of the local cluster (default: one per core)")
-    p.add_argument("--batch-size", type=_workers, default=None,
+    p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="members per Dask task (default: automatic)")
     p.add_argument("--no-report", action="store_true", help="no HTML report")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
