@@ -28,6 +28,7 @@ import yaml
 from pydantic import (AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError,
                       model_validator)
 
+from twin.ensemble_spec import EnsembleField
 from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
                          ValveClosed, ValveOpened)
 from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuration, ScenarioError,
@@ -249,6 +250,7 @@ class ScenarioSpec(_Spec):
     parking: Annotated[ParkingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a traffic layer on the demo city (twin.scenario_traffic)
     traffic: Annotated[TrafficSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
 
