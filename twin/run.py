@@ -70,6 +70,8 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
         _add_waste(twin, spec)
     if spec.parking is not None:
         _add_parking(twin, spec)
+    if spec.lighting is not None:
+        _add_lighting(twin, spec)
     if spec.traffic is not None:
         _add_traffic(twin, spec)
     eng = layer.engine
@@ -79,9 +81,23 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
         "pump": {eng.link_ids[i] for i in layer.pumps},
         "node": set(eng.node_ids),
         **({"street": set(city.streets.index)} if city is not None else {}),
+        **({"lamp": set(twin.layers["lighting"].lamp_ids),
+            "cabinet": set(twin.layers["lighting"].cabinet_ids)} if "lighting" in twin.layers else {}),
     })
     twin.schedule(events)
     return twin
+
+
+def _add_lighting(twin: Twin, spec: ScenarioSpec) -> None:
+    """The street-lighting layer of the scenario's ``lighting:`` section (demo city only)."""
+    if twin.city is None:
+        path, line = spec.locate("lighting")
+        raise ScenarioError(path, "lighting", line, "a demo city (`city: demo:`) for the "
+                            "lighting layer: its lamps stand along the city's streets",
+                            got="an EPANET file city")
+    from twin.networks.lighting import LightingLayer
+
+    twin.add_layer(LightingLayer(**spec.lighting.layer_options()))
 
 
 def _add_traffic(twin: Twin, spec: ScenarioSpec) -> None:

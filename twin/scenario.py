@@ -38,6 +38,7 @@ from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuratio
                                   parse_duration, safe_name)
 from twin.scenario_parking import ParkingSpec
 from twin.scenario_traffic import StreetClosureSpec, TrafficSpec
+from twin.scenario_lighting import LampFailureSpec, LightingSpec
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
            "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
@@ -157,9 +158,11 @@ EVENT_SPECS: dict[str, type[EventSpec]] = {
     "pipe_burst": PipeBurstSpec, "valve_closure": ValveClosureSpec,
     "pump_outage": PumpOutageSpec, "demand_surge": DemandSurgeSpec, "fire_flow": FireFlowSpec,
     "street_closure": StreetClosureSpec,
+    "lamp_failure": LampFailureSpec,
 }
 AnyEventSpec = Annotated[Union[PipeBurstSpec, ValveClosureSpec, PumpOutageSpec, DemandSurgeSpec,
-                               FireFlowSpec, StreetClosureSpec], Field(discriminator="type")]
+                               FireFlowSpec, StreetClosureSpec, LampFailureSpec],
+                        Field(discriminator="type")]
 
 
 # --- the scenario ------------------------------------------------------------------------
@@ -250,6 +253,8 @@ class ScenarioSpec(_Spec):
     parking: Annotated[ParkingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a traffic layer on the demo city (twin.scenario_traffic)
     traffic: Annotated[TrafficSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    # optional: street lighting on the demo city (twin.scenario_lighting)
+    lighting: Annotated[LightingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
