@@ -48,6 +48,9 @@ TO_MODEL = {("m", "m"): 1.0, ("m3/h", "m3/h"): 1.0, ("L/s", "m3/h"): 3.6,
             ("L/s", "L/h"): 3600.0, ("m3/h", "L/h"): 1000.0}
 
 AlertSink = Callable[[dict], None]
+# after each solved step: (step time, UTC epoch s; sensor ids; measured; simulated), the
+# values in each sensor's own unit, NaN where a sensor sent nothing (dashboards, recorders)
+StepListener = Callable[[float, list[str], np.ndarray, np.ndarray], None]
 
 
 @dataclass
@@ -66,7 +69,8 @@ class ShadowTwin:
                  start: dt.datetime | None = None, step_s: int = 300,
                  settings: DetectorSettings | None = None, sinks: Iterable[AlertSink] = (),
                  realtime: bool = False, engine: str = "owa",
-                 time_offset_s: int | None = None) -> None:
+                 time_offset_s: int | None = None,
+                 on_step: StepListener | None = None) -> None:
         """``start``: the calendar time of the first step; None = the first reading's step,
         with the model's patterns started at that time of day (``time_offset_s`` sets the
         model time of the first step explicitly)."""
@@ -74,6 +78,7 @@ class ShadowTwin:
         self.step_s = int(step_s)
         self.settings = settings or DetectorSettings()
         self.sinks = list(sinks)
+        self.on_step = on_step
         self.counts = ShadowCounts()
         self.alerts: list[dict] = []
         self.stuck_window_s = 6 * 3600.0
@@ -193,6 +198,8 @@ class ShadowTwin:
 
     def _solve(self, k: int, measured: dict[str, np.ndarray]) -> None:
         sim = self.model.step(measured)
+        if self.on_step is not None:
+            self._tell_step(k, measured, sim)
         row = np.concatenate([measured[kind] - sim.get(kind, np.full(self.n[kind], np.nan))
                               for kind in ("pressures", "flows")])
         self._hour_rows.append(row)
@@ -209,6 +216,20 @@ class ShadowTwin:
             self.residuals.append((hour, mean))
             for det in self.detector.update(hour, mean):
                 self._alert(det)
+
+    def _tell_step(self, k: int, measured: dict[str, np.ndarray],
+                   sim: dict[str, np.ndarray]) -> None:
+        """Hand the step's measured and simulated value of every sensor to ``on_step``."""
+        ids = list(self._where)
+        both = np.full((2, len(ids)), np.nan)
+        for i, (kind, col, factor) in enumerate(self._where.values()):
+            both[0, i] = measured[kind][col] / factor
+            if kind in sim:
+                both[1, i] = sim[kind][col] / factor
+        try:
+            self.on_step(self.start_s + k * self.step_s, ids, both[0], both[1])
+        except Exception:               # a listener failing must not stop the twin
+            log.exception("on_step listener failed at step %d", k)
 
     def _alert(self, det) -> None:
         if det.kind == "sensor_bias":

@@ -111,6 +111,11 @@ class Store:
         """Number of stored readings."""
         return int(self._query("SELECT COUNT(*) FROM readings")[0][0])
 
+    def time_range(self) -> tuple[float, float] | None:
+        """Times of the oldest and newest stored reading (UTC epoch s), None when empty."""
+        lo, hi = self._query("SELECT MIN(time_s), MAX(time_s) FROM readings")[0]
+        return None if lo is None else (float(lo), float(hi))
+
     def quarantine_counts(self) -> dict[str, int]:
         """Quarantined items by reason."""
         return {r: int(n) for r, n in self._query(
