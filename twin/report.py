@@ -18,17 +18,19 @@ from twin.figures.citizens import citizens_figures
 from twin.figures.lighting import lighting_figures
 from twin.figures.parking import parking_figures
 from twin.figures.traffic import traffic_figures
+from twin.figures.waste import waste_figures
 from twin.figures.water import water_figures
 from twin.results import Results
 
 # Each layer's report figures: results, output folder, maps wanted, service pressure ->
 # (figures over time, maps). A new layer adds its entry here.
-LAYER_FIGURES = {"water": water_figures, "citizens": citizens_figures}
+LAYER_FIGURES = {"water": water_figures, "waste": waste_figures, "citizens": citizens_figures}
 
 LAYER_FIGURES["lighting"] = lighting_figures
 
 # KPIs where a larger value is worse, and where a smaller one is; others are not coloured
-WORSE_WHEN_HIGHER = ("deficit", "below", "leak", "energy", "overflow", "flood", "backlog")
+WORSE_WHEN_HIGHER = ("deficit", "km_driven", "co2",
+                     "below", "leak", "energy", "overflow", "flood", "backlog")
 WORSE_WHEN_LOWER = ("min_pressure", "availability", "delivered", "within_promise")
 
 # parking: its figures, and which of its KPIs are worse when higher or lower

@@ -36,6 +36,7 @@ from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuratio
                                   _distinct, _empty_if_none, _integer, _name, _number,
                                   _quantity_names, _start_time, _text, format_duration,
                                   parse_duration, safe_name)
+from twin.scenario_waste import WasteSpec
 from twin.scenario_parking import ParkingSpec
 from twin.scenario_traffic import StreetClosureSpec, TrafficSpec
 from twin.scenario_lighting import LampFailureSpec, LightingSpec
@@ -249,6 +250,8 @@ class ScenarioSpec(_Spec):
         default_factory=list)
     policies: Annotated[PoliciesSpec, BeforeValidator(_empty_if_none({}))] = PoliciesSpec()
     outputs: Annotated[OutputsSpec, BeforeValidator(_empty_if_none({}))] = OutputsSpec()
+    # optional: waste collection on the demo city (twin.scenario_waste)
+    waste: Annotated[WasteSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a parking layer on the demo city (twin.scenario_parking)
     parking: Annotated[ParkingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a traffic layer on the demo city (twin.scenario_traffic)

@@ -153,10 +153,14 @@ def osm_streets(graph, crs: Any = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame,
                           "y": [d["y"] for _, d in projected.nodes(data=True)]},
                          index=pd.Index(list(projected.nodes), name="node_id"))
     rows: dict[tuple, dict] = {}
+    taken: set[str] = set()
     for u, v, k, d in projected.edges(keys=True, data=True):
-        oneway = bool(d.get("oneway", False)) and not projected.has_edge(v, u)
+        flags = d.get("oneway", False)
+        oneway = all(bool(f) for f in flags) if isinstance(flags, list) else bool(flags)
         a, b = (u, v) if oneway or str(u) <= str(v) else (v, u)
-        key = (a, b, k)
+        way = d.get("osmid", "")
+        way = tuple(way) if isinstance(way, list) else (way,)
+        key = (a, b, oneway, way, round(float(d.get("length", 0.0)), 1))
         if key in rows:
             continue                 # the other direction of a two-way street
         cls = _highway(d)
@@ -171,7 +175,12 @@ def osm_streets(graph, crs: Any = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame,
                                        (nodes.at[b, "x"], nodes.at[b, "y"])])
         elif (a, b) != (u, v):
             geom = shapely.reverse(geom)
-        rows[key] = {"street_id": f"osm{a}-{b}" + (f"-{k}" if k else ""), "u": a, "v": b,
+        street_id, n = f"osm{a}-{b}", 1
+        while street_id in taken:            # parallel streets between the same nodes
+            n += 1
+            street_id = f"osm{a}-{b}-{n}"
+        taken.add(street_id)
+        rows[key] = {"street_id": street_id, "u": a, "v": b,
                      "street_class": cls, "length_m": float(d.get("length", geom.length)),
                      "lanes": float(lanes),
                      "speed_kph": speed if np.isfinite(speed) else defaults.speed_kph,

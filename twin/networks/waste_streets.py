@@ -1,0 +1,163 @@
+"""Travel times and distances between points on the city's streets, for trucks.
+
+A point lies on a street at ``offset_m`` from the street's ``u`` end (a container),
+or on an intersection with an off-street access (a site). Streets are driven both
+ways at the per-street time of ``Twin.street_times_s`` when a traffic layer sets it,
+else ``length_m / speed_kph``; closed streets are left out of the graph. Node to
+node fastest paths come from one all-pairs Dijkstra (the demo city has a few
+hundred intersections); a point-to-point time is the best of the four ways out of
+and into the two streets, and its distance is the length of that fastest path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from twin.city.model import City
+
+
+class StreetRouter:
+    """Fastest paths between fixed points on a city's streets, refreshed on demand."""
+
+    def __init__(self, city: City, street_id: np.ndarray, offset_m: np.ndarray,
+                 node_id: np.ndarray, access_m: np.ndarray, access_s: np.ndarray) -> None:
+        """Points: on street ``street_id[k]`` at ``offset_m[k]``, or (street '' ) at
+        intersection ``node_id[k]`` plus an off-street access of ``access_m``/``access_s``."""
+        self.city = city
+        streets = city.streets
+        self.node_index = {n: i for i, n in enumerate(city.intersections.index)}
+        self.street_pos = {s: i for i, s in enumerate(streets.index)}
+        self.u = np.array([self.node_index[n] for n in streets["u"]])
+        self.v = np.array([self.node_index[n] for n in streets["v"]])
+        self.length_m = streets["length_m"].to_numpy(float)
+        self.free_s = self.length_m / (streets["speed_kph"].to_numpy(float) / 3.6)
+        self.xy = np.column_stack([city.intersections.geometry.x, city.intersections.geometry.y])
+        on_street = np.array([bool(s) for s in street_id])
+        self.on_street = on_street
+        pos = np.array([self.street_pos[s] if s else -1 for s in street_id])
+        self.point_street = pos
+        node = np.array([self.node_index[n] if not s else -1 for s, n in zip(street_id, node_id)])
+        k = np.where(on_street, pos, 0)
+        # the two ways out of a point: (end node, metres to it along its street)
+        self.end_a = np.where(on_street, self.u[k], node)
+        self.end_b = np.where(on_street, self.v[k], node)
+        self.off_a_m = np.where(on_street, offset_m, access_m)
+        self.off_b_m = np.where(on_street, self.length_m[k] - offset_m, access_m)
+        self.access_s = np.where(on_street, 0.0, access_s)
+        self.closed: set[str] = set()
+        self.street_times_s: pd.Series | None = None
+        self.version = 0
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ---------------------------------------------------------------- state
+    def set_closed(self, street_ids, closed: bool) -> None:
+        before = set(self.closed)
+        if closed:
+            self.closed |= {s for s in street_ids if s in self.street_pos}
+        else:
+            self.closed -= set(street_ids)
+        if self.closed != before:
+            self._invalidate()
+
+    def set_times(self, street_times_s: pd.Series | None) -> None:
+        self.street_times_s = street_times_s
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._cache = None
+        self.version += 1
+
+    def street_seconds(self) -> np.ndarray:
+        """Current per-street time (s): traffic's where known, else free flow."""
+        if self.street_times_s is None:
+            return self.free_s.copy()
+        times = pd.Series(self.free_s, index=self.city.streets.index)
+        known = self.street_times_s.reindex(times.index)
+        return known.fillna(times).to_numpy(float)
+
+    # ---------------------------------------------------------------- paths
+    def _all_pairs(self):
+        sec = self.street_seconds()
+        open_ = np.array([s not in self.closed for s in self.city.streets.index])
+        n = len(self.node_index)
+        u, v, w = self.u[open_], self.v[open_], np.maximum(sec[open_], 1e-3)
+        graph = csr_matrix((np.concatenate([w, w]), (np.concatenate([u, v]), np.concatenate([v, u]))),
+                           shape=(n, n))
+        time_s, pred = dijkstra(graph, directed=True, return_predecessors=True)
+        # length of each fastest path: walk the predecessor trees level by level
+        length = np.zeros(n * n).reshape(n, n)
+        edge_m = np.zeros((n, n))
+        edge_m[u, v] = self.length_m[open_]
+        edge_m[v, u] = self.length_m[open_]
+        done = pred < 0
+        rows = np.arange(n)[:, None].repeat(n, 1)
+        for _ in range(n):
+            if done.all():
+                break
+            p = np.where(done, 0, pred)
+            ready = ~done & np.take_along_axis(done, p, axis=1)
+            length[ready] = length[rows[ready], p[ready]] + edge_m[p[ready], np.nonzero(ready)[1]]
+            done |= ready
+        self.pred = pred
+        return time_s, length, sec
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(travel time s, distance m) between every pair of points, at current conditions."""
+        if self._cache is not None:
+            return self._cache
+        node_s, node_m, sec = self._all_pairs()
+        k = np.where(self.on_street, self.point_street, 0)
+        per_m = np.where(self.on_street, sec[k] / np.maximum(self.length_m[k], 1e-9), 0.0)
+        ends = (self.end_a, self.end_b)
+        off_m = (self.off_a_m, self.off_b_m)
+        off_s = (self.off_a_m * per_m + self.access_s, self.off_b_m * per_m + self.access_s)
+        best_s = np.full((len(k), len(k)), np.inf)
+        best_m = np.zeros_like(best_s)
+        for i in range(2):
+            for j in range(2):
+                t = off_s[i][:, None] + node_s[np.ix_(ends[i], ends[j])] + off_s[j][None, :]
+                m = off_m[i][:, None] + node_m[np.ix_(ends[i], ends[j])] + off_m[j][None, :]
+                better = t < best_s
+                best_s[better], best_m[better] = t[better], m[better]
+        same = self.on_street[:, None] & (self.point_street[:, None] == self.point_street[None, :])
+        gap_m = np.abs(self.off_a_m[:, None] - self.off_a_m[None, :])
+        direct_s = gap_m * per_m[:, None]
+        use = same & (direct_s < best_s)
+        best_s[use], best_m[use] = direct_s[use], gap_m[use]
+        np.fill_diagonal(best_s, 0.0)
+        np.fill_diagonal(best_m, 0.0)
+        unreachable = ~np.isfinite(best_s)
+        if unreachable.any():       # cut off by closures: through the closure, slowly
+            best_s[unreachable] = 3 * 3600.0
+        self._cache = (best_s, best_m)
+        return self._cache
+
+    def leg_line(self, a: int, b: int, xy: np.ndarray) -> shapely.LineString:
+        """The drawn path of a leg from point ``a`` to point ``b`` (``xy``: points' coords)."""
+        if self._cache is None:
+            self.matrices()
+        best, path = np.inf, []
+        for ea, oa in ((self.end_a[a], self.off_a_m[a]), (self.end_b[a], self.off_b_m[a])):
+            for eb, ob in ((self.end_a[b], self.off_a_m[b]), (self.end_b[b], self.off_b_m[b])):
+                nodes = self._node_path(ea, eb)
+                if nodes is None:
+                    continue
+                hops = sum(np.hypot(*(self.xy[p] - self.xy[q])) for p, q in zip(nodes, nodes[1:]))
+                total = oa + hops + ob
+                if total < best:
+                    best, path = total, nodes
+        coords = [tuple(xy[a]), *[tuple(self.xy[n]) for n in path], tuple(xy[b])]
+        return shapely.LineString(coords if len(coords) > 1 else coords * 2)
+
+    def _node_path(self, src: int, dst: int) -> list[int] | None:
+        path = [dst]
+        while path[-1] != src:
+            prev = self.pred[src, path[-1]]
+            if prev < 0:
+                return None
+            path.append(int(prev))
+        return path[::-1]
