@@ -68,9 +68,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from twin.networks.parking_run import fit_recording
 
     if args.fit:
-        out = fit_recording(args.file, strict=args.strict)
+        out = fit_recording(args.file, strict=args.strict, max_bad_share=args.max_bad_share)
     else:
-        out = {"summary": read_occupancy(args.file, strict=args.strict).summary()}
+        out = {"summary": read_occupancy(args.file, strict=args.strict,
+                                         max_bad_share=args.max_bad_share).summary()}
     summary = out["summary"]
     if args.json:
         print(json.dumps({**summary, **({"fit": out.get("fit")} if args.fit else {})},
@@ -127,6 +128,8 @@ def register(subparsers) -> None:
                                       "(SystemCodeNumber,Capacity,Occupancy,LastUpdated)")
     i.add_argument("file", help="CSV file of occupancy readings")
     i.add_argument("--strict", action="store_true", help="stop at the first bad row (exit 2)")
+    i.add_argument("--max-bad-share", type=_share, default=0.05,
+                   help="share of bad rows above which the file is refused (default 0.05)")
     i.add_argument("--fit", action="store_true",
                    help="fit the arrival and stay model to its daily occupancy profiles")
     i.add_argument("--json", action="store_true", help="print one JSON object")

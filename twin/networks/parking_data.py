@@ -232,13 +232,12 @@ def daily_profile(recording: OccupancyRecording, day_types: tuple[int, ...] = (0
     readings are left out. Index ``hour`` (decimal hours); columns ``share``,
     ``carparks``, ``readings``.
     """
-    from twin.networks.parking_demand import day_type
-
     r = recording.readings.dropna(subset=["share"])
     t = r["time"]
     minutes = t.dt.hour * 60 + t.dt.minute + t.dt.second / 60
     slot = np.round(minutes / slot_min) * slot_min / 60.0
-    dtypes = np.array([day_type(int(w)) for w in t.dt.weekday])
+    weekday = t.dt.day_of_week.to_numpy()
+    dtypes = np.where(weekday < 5, 0, weekday - 4)          # as parking_demand.day_type
     keep = np.isin(dtypes, day_types)
     frame = pd.DataFrame({"hour": slot[keep], "carpark_id": r["carpark_id"][keep],
                           "share": r["share"][keep]})

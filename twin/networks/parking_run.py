@@ -80,11 +80,12 @@ def _profile_check(mix: ArrivalMix, per_space: float, profile, dtype_days: tuple
     return float(np.sqrt(np.mean((simulated - profile["share"].to_numpy()) ** 2)))
 
 
-def fit_recording(path: str | Path, seed: int = 0, strict: bool = False) -> dict:
+def fit_recording(path: str | Path, seed: int = 0, strict: bool = False,
+                  max_bad_share: float = 0.05) -> dict:
     """Summary of a recording and the fit of the arrival mix to its daily profiles:
     weekday parameters (least squares), weekend volumes by purpose, the RMSE of the
     expected profile and of a simulated one (Poisson arrivals, 4 weeks, 1000 spaces)."""
-    rec = read_occupancy(path, strict=strict)
+    rec = read_occupancy(path, strict=strict, max_bad_share=max_bad_share)
     out = {"summary": rec.summary()}
     weekday = daily_profile(rec, (0,))
     if len(weekday) < 8:
