@@ -18,6 +18,7 @@ from twin.figures.citizens import citizens_figures
 from twin.figures.lighting import lighting_figures
 from twin.figures.parking import parking_figures
 from twin.figures.traffic import traffic_figures
+from twin.figures.sewer import sewer_figures
 from twin.figures.waste import waste_figures
 from twin.figures.water import water_figures
 from twin.results import Results
@@ -27,6 +28,7 @@ from twin.results import Results
 LAYER_FIGURES = {"water": water_figures, "waste": waste_figures, "citizens": citizens_figures}
 
 LAYER_FIGURES["lighting"] = lighting_figures
+LAYER_FIGURES["sewer"] = sewer_figures
 
 # KPIs where a larger value is worse, and where a smaller one is; others are not coloured
 WORSE_WHEN_HIGHER = ("deficit", "km_driven", "co2",

@@ -14,6 +14,7 @@ from twin.events import PipeBurst
 from twin.networks.water import WaterLayer
 from twin.results import Results
 from twin.scenario import ScenarioError, ScenarioSpec, check_elements
+from twin.scenario_sewer import SEWER_EVENT_SPECS
 from twin.twin import Twin
 
 from twin.quantities import RECORDABLE
@@ -74,6 +75,8 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
         _add_lighting(twin, spec)
     if spec.traffic is not None:
         _add_traffic(twin, spec)
+    if spec.sewer is not None or any(e.type in SEWER_EVENT_SPECS for e in spec.events):
+        events = events + _add_sewer(twin, spec)
     eng = layer.engine
     check_elements(spec, {
         "pipe": layer.pipe_ids,
@@ -81,11 +84,34 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
         "pump": {eng.link_ids[i] for i in layer.pumps},
         "node": set(eng.node_ids),
         **({"street": set(city.streets.index)} if city is not None else {}),
+        **(twin.layers["sewer"].element_kinds() if "sewer" in twin.layers else {}),
         **({"lamp": set(twin.layers["lighting"].lamp_ids),
             "cabinet": set(twin.layers["lighting"].cabinet_ids)} if "lighting" in twin.layers else {}),
     })
     twin.schedule(events)
     return twin
+
+
+def _add_sewer(twin: Twin, spec: ScenarioSpec) -> list:
+    """The sewer layer of the ``sewer:`` section; returns the section's storm as events."""
+    if spec.sewer is None:
+        i = next(i for i, e in enumerate(spec.events) if e.type in SEWER_EVENT_SPECS)
+        path, line = spec.locate(f"events[{i}].type")
+        raise ScenarioError(path, f"events[{i}].type", line, "a `sewer:` section for sewer "
+                            "events (storms, blockages, sewer pump outages)",
+                            got=spec.events[i].type)
+    if spec.sewer.inp is None and twin.city is None:
+        path, line = spec.locate("sewer")
+        raise ScenarioError(path, "sewer", line, "a demo city or `sewer: inp:` (a SWMM file)",
+                            got="an EPANET city without a sewer model")
+    from twin.networks.sewer import SewerLayer
+
+    twin.add_layer(SewerLayer(**spec.sewer.layer_options(spec.horizon_s)))
+    storm = spec.sewer.storm
+    if storm is None:
+        return []
+    at = storm.at if isinstance(storm.at, (int, float)) else (storm.at - spec.start).total_seconds()
+    return [storm.to_event(float(at))]
 
 
 def _add_lighting(twin: Twin, spec: ScenarioSpec) -> None:

@@ -40,6 +40,8 @@ from twin.scenario_waste import WasteSpec
 from twin.scenario_parking import ParkingSpec
 from twin.scenario_traffic import StreetClosureSpec, TrafficSpec
 from twin.scenario_lighting import LampFailureSpec, LightingSpec
+from twin.scenario_sewer import (BlockedConduitSpec, DesignStormSpec, RainfallSeriesSpec,
+                                 SewerPumpOutageSpec, SewerSpec)
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
            "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
@@ -160,9 +162,12 @@ EVENT_SPECS: dict[str, type[EventSpec]] = {
     "pump_outage": PumpOutageSpec, "demand_surge": DemandSurgeSpec, "fire_flow": FireFlowSpec,
     "street_closure": StreetClosureSpec,
     "lamp_failure": LampFailureSpec,
+    "design_storm": DesignStormSpec, "rainfall_series": RainfallSeriesSpec,
+    "blocked_conduit": BlockedConduitSpec, "sewer_pump_outage": SewerPumpOutageSpec,
 }
 AnyEventSpec = Annotated[Union[PipeBurstSpec, ValveClosureSpec, PumpOutageSpec, DemandSurgeSpec,
-                               FireFlowSpec, StreetClosureSpec, LampFailureSpec],
+                               FireFlowSpec, StreetClosureSpec, LampFailureSpec, DesignStormSpec,
+                               RainfallSeriesSpec, BlockedConduitSpec, SewerPumpOutageSpec],
                         Field(discriminator="type")]
 
 
@@ -258,6 +263,8 @@ class ScenarioSpec(_Spec):
     traffic: Annotated[TrafficSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: street lighting on the demo city (twin.scenario_lighting)
     lighting: Annotated[LightingSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    # optional: a sewer layer (SWMM), storms and control strategy (twin.scenario_sewer)
+    sewer: Annotated[SewerSpec | None, BeforeValidator(_empty_if_none({}))] = None
     ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first

@@ -211,6 +211,12 @@ class SewerLayer(Layer):
                 return ["the sewer model has no rain gage to rain on"]
         return []
 
+    def element_kinds(self) -> dict[str, set[str]]:
+        """Ids by kind, for checking a scenario's sewer events before the run."""
+        run = self.run
+        return {"sewer_conduit": {l for l, t in zip(run.link_ids, run.link_types) if int(t) == CONDUIT},
+                "sewer_pump": {l for l, t in zip(run.link_ids, run.link_types) if int(t) == PUMP}}
+
     def full_flows(self) -> dict[str, float]:
         """Manning full-pipe flow of each circular/rectangular conduit (model flow units)."""
         if self._full_flow is None:

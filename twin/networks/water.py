@@ -646,6 +646,16 @@ class WaterLayer(Layer):
             out[f"tank_{tid}_max_level_m"] = st.tank_max_m[tid]
         return out
 
+    def node_demands_lps(self) -> "pd.Series":
+        """What consumers draw now at each junction (L/s, leaks excluded), by node id; the
+        sewer layer turns it into dry-weather inflow."""
+        import pandas as pd
+
+        eng = self.engine
+        consumer = getattr(self, "_consumer", None)
+        return pd.Series(0.0 if consumer is None else consumer,
+                         index=[eng.node_ids[k] for k in self.junctions], dtype=float)
+
     def elements(self) -> dict[str, gpd.GeoDataFrame]:
         return network_frames(self.wn, self.crs)
 
