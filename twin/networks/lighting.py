@@ -156,7 +156,9 @@ class LightingLayer(Layer):
             min_step_rel=0.6 * np.asarray(
                 pd.Series(self.power_w).groupby(self.lamp_feeder).min().reindex(range(f)))
             / np.maximum(np.bincount(self.lamp_feeder, weights=self.power_w, minlength=f), 1.0),
-            lamps_per_channel=np.bincount(self.lamp_feeder, minlength=f))
+            lamps_per_channel=np.bincount(self.lamp_feeder, minlength=f),
+            lamp_powers_w=[self.power_w[self.lamp_feeder == k] for k in range(f)],
+            channel_full_w=np.bincount(self.lamp_feeder, weights=self.power_w, minlength=f))
 
     def _residual_life_h(self, age_h: np.ndarray, idx: np.ndarray,
                          rng: np.random.Generator) -> np.ndarray:

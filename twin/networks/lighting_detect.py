@@ -211,7 +211,7 @@ class OnlineDetector:
     """
 
     def __init__(self, channels, min_step_rel, lamps_per_channel=None,
-                 lamp_power_w: float | None = None,
+                 lamp_power_w: float | None = None, lamp_powers_w=None, channel_full_w=None,
                  settings: DetectorSettings | None = None) -> None:
         self.channels = np.asarray(channels, dtype=object)
         n = len(self.channels)
@@ -219,6 +219,8 @@ class OnlineDetector:
         self.lamps_per_channel = (None if lamps_per_channel is None
                                   else np.asarray(lamps_per_channel, dtype=float))
         self.lamp_power_w = lamp_power_w
+        self.lamp_powers_w = lamp_powers_w            # per channel: the powers of its lamps
+        self.channel_full_w = channel_full_w          # per channel: all lamps at full power
         self.settings = s = settings or DetectorSettings()
         self._st = np.zeros((n, len(_STATE_FIELDS)))
         self._st[:, _STATE_FIELDS.index("prev_z")] = np.nan
@@ -243,7 +245,9 @@ class OnlineDetector:
         found = []
         for (c, kind), (start, at, size_rel, e) in zip(out_i[:n], out_f[:n]):
             size_w = float(size_rel * e)
-            if self.lamps_per_channel is not None:
+            if self.lamp_powers_w is not None and self.channel_full_w is not None:
+                lamps = _fewest_lamps(size_rel * self.channel_full_w[c], self.lamp_powers_w[c])
+            elif self.lamps_per_channel is not None:
                 lamps = int(round(size_rel * self.lamps_per_channel[c]))
             elif self.lamp_power_w:
                 lamps = int(round(size_w / self.lamp_power_w))
@@ -260,6 +264,18 @@ class OnlineDetector:
     def events_frame(self) -> pd.DataFrame:
         cols = ["channel", "kind", "start_s", "detected_s", "size_w", "size_share", "n_lamps"]
         return pd.DataFrame(self.events, columns=cols)
+
+
+def _fewest_lamps(size_w: float, powers_w) -> int:
+    """The fewest lamps of one of the channel's types whose power explains ``size_w``
+    within 25 %, else the count of the channel's median lamp."""
+    powers = np.unique(np.asarray(powers_w, dtype=float))
+    if not powers.size:
+        return 0
+    for n in range(1, 200):
+        if np.any(np.abs(size_w - n * powers) <= 0.25 * n * powers):
+            return n
+    return int(round(size_w / float(np.median(powers_w))))
 
 
 def score_events(found: pd.DataFrame, truth: pd.DataFrame, visible_from,
