@@ -272,3 +272,27 @@ def test_cli_simulate_and_import(tmp_path):
     with pytest.raises(SystemExit) as exit_info:          # argparse refuses it
         twin_cli("parking", "simulate", "--days", "-1")
     assert exit_info.value.code == 2
+
+
+def test_arrivals_come_from_the_od_demand(city, fixed):
+    import pandas as pd
+
+    from twin.networks.parking_od import arrivals_from_od
+    from twin.randomness import RandomStreams
+
+    supply = build_supply(city)
+    a = arrivals_from_od(city, supply, RandomStreams(1).stream("traffic.demand"))
+    assert list(a.columns) == list(supply.zones.index) and len(a) == 24
+    by_hour = a.sum(axis=1)
+    assert by_hour.idxmax() in (7, 8) and by_hour[3] < 0.01 * by_hour.max()
+    # the layer used exactly these (same stream as the traffic layer), less the car parks' share
+    assert fixed.demand == "od"
+    assert fixed.visitor_day.sum() == pytest.approx(a.to_numpy().sum())
+    # zones with more jobs draw more trips
+    jobs = supply.zones["jobs"]
+    assert a.sum()[jobs.idxmax()] > 3 * a.sum()[jobs.idxmin()]
+    twin = Twin(city=city, start=START, seed=1)
+    with pytest.raises(BadInput, match="unknown zone 'zz'"):
+        twin.add_layer(ParkingLayer(arrivals=pd.DataFrame({"zz": np.ones(24)})))
+    jobs_based = run_week(city, days=1, demand="jobs")
+    assert jobs_based.visitor_day.sum() == pytest.approx(jobs.sum() * 0.8)

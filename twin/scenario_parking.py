@@ -11,7 +11,8 @@ parking:                      # present: the run has a parking layer
   reminder_share: 1.0         # share of holders reminded (below 1: both groups in one run)
   zone_size_m: 700            # zones group blocks on a grid of this size
   bay_length_m: 5.5
-  visitors_per_job_day: 0.8
+  demand: od                  # visitors from the OD demand's trips (od) or from jobs (jobs)
+  visitors_per_job_day: 0.8   # with demand: jobs
   sensor_step: 15min          # occupancy sensors' reading interval
   publish_readings: false     # also publish each reading on the bus
   capacities: {pz3: 800, cp1: 500}   # bays / spaces by zone or car-park id
@@ -61,6 +62,7 @@ class ParkingSpec(_Spec):
     reminder_share: Annotated[float, BeforeValidator(_number(ge=0, le=1))] = 1.0
     zone_size_m: Annotated[float, BeforeValidator(_number(gt=50))] = 700.0
     bay_length_m: Annotated[float, BeforeValidator(_number(gt=2, le=20))] = 5.5
+    demand: Annotated[str, BeforeValidator(_choice("od", "jobs"))] = "od"
     visitors_per_job_day: Annotated[float, BeforeValidator(_number(ge=0))] = 0.8
     sensor_step_s: StepDuration = Field(900.0, alias="sensor_step")
     publish_readings: Annotated[bool, BeforeValidator(_boolean)] = False
@@ -79,6 +81,6 @@ class ParkingSpec(_Spec):
                                         sensor_step_s=self.sensor_step_s),
                 "supply_rules": SupplyRules(zone_size_m=self.zone_size_m,
                                             bay_length_m=self.bay_length_m),
-                "reminders": self.reminders, "reminder_lead_weeks": self.reminder_lead_s / 604800,
+                "demand": self.demand, "reminders": self.reminders, "reminder_lead_weeks": self.reminder_lead_s / 604800,
                 "reminder_share": self.reminder_share, "horizon_s": horizon_s,
                 "publish_readings": self.publish_readings}

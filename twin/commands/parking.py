@@ -48,7 +48,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                            pricing=args.pricing, every=args.every, seed=args.seed,
                            start=args.start, progress=not args.json and not args.no_progress,
                            out_dir=args.out, reminder_lead_weeks=args.reminder_weeks,
-                           reminder_share=args.reminder_share)
+                           reminder_share=args.reminder_share, demand=args.demand)
     if args.json:
         print(json.dumps(out, default=float))
         return 0
@@ -115,6 +115,9 @@ def register(subparsers) -> None:
     s.add_argument("--pricing", choices=("fixed", "responsive"), default="fixed",
                    help="on-street prices: fixed, or raised above 80 %% and lowered below "
                         "60 %% occupancy (default fixed)")
+    s.add_argument("--demand", choices=("od", "jobs"), default="od",
+                   help="visitors from the OD demand's trips to activity places (od, default) "
+                        "or from the zones' jobs (jobs)")
     s.add_argument("--every", choices=("day", "week"), default="day",
                    help="how often responsive prices change (default day)")
     s.add_argument("--start", type=_date, default=dt.datetime(2026, 6, 15),

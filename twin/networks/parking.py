@@ -5,9 +5,10 @@ from street lengths, and car parks in the busiest zones. Demand
 (:mod:`twin.networks.parking_demand`): visitors arrive as a non-homogeneous Poisson process
 by hour and purpose (commuters, shoppers, evening visitors; the mix fitted on Birmingham
 car-park recordings), residents come home in the evening; each stays a lognormal time of
-its purpose. Visitor volumes come from the zone's jobs (``visitors_per_job_day``) by
-default, or from arrivals given per zone and hour (``arrivals``: e.g. the trips ending in
-each zone of the OD demand, :func:`twin.networks.parking_od.arrivals_from_od`).
+its purpose. Visitor volumes by zone and hour are, by default, the car trips to activity
+places of the city's OD demand that end in the zone
+(:func:`twin.networks.parking_od.arrivals_from_od`); else the zone's jobs times
+``visitors_per_job_day`` (``demand='jobs'``), or arrivals given per zone and hour.
 
 Each step (5 min) vehicles leave, then arrivals look for a bay: with ``free`` of ``cap``
 bays free, the distance driven to find one is geometric (a bay is free with probability
@@ -39,6 +40,7 @@ import pandas as pd
 from twin.errors import BadInput
 from twin.events import Event, Reading, StreetClosed, StreetReopened
 from twin.networks.base import Layer
+from twin.networks.parking_pricing import PricingPolicy
 from twin.networks.parking_demand import (FITTED_VISITORS, RESIDENT, ArrivalMix, day_type,
                                           with_evening)
 from twin.networks.parking_supply import Supply, SupplyRules, build_supply
@@ -48,32 +50,6 @@ if TYPE_CHECKING:
     from twin.twin import Twin
 
 SENSOR_PREFIX = "parking:"
-
-
-@dataclass(frozen=True)
-class PricingPolicy:
-    """On-street prices and how they follow occupancy; car-park tariffs."""
-
-    mode: str = "fixed"                  # 'fixed' or 'responsive'
-    every: str = "day"                   # responsive: adjust each 'day' or each 'week'
-    base_price_eur_h: float = 1.5
-    step_eur_h: float = 0.25
-    min_price_eur_h: float = 0.5
-    max_price_eur_h: float = 6.0
-    raise_above: float = 0.80
-    lower_below: float = 0.60
-    elasticity: float = -0.4             # visitor arrivals ~ (price / base) ** elasticity
-    deterred_to_car_park: float = 0.5
-    charged_from_h: int = 9
-    charged_to_h: int = 19
-    charged_days: int = 6                # Monday to Saturday
-    car_park_eur_h: float = 2.0
-    car_park_day_cap_eur: float = 12.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("fixed", "responsive") or self.every not in ("day", "week"):
-            raise ValueError(f"PricingPolicy: mode fixed|responsive and every day|week, got "
-                             f"{self.mode!r}, {self.every!r}")
 
 
 @dataclass(frozen=True)
@@ -111,8 +87,10 @@ class ParkingLayer(Layer):
     Parameters
     ----------
     supply_rules, params, pricing, behaviour : see their classes.
-    arrivals : visitor arrivals per weekday hour (index 0-23) and zone (columns), veh/h;
-        None: from the zones' jobs (``params.visitors_per_job_day``).
+    arrivals : visitor arrivals per weekday hour (index 0-23) and zone (columns), veh/h.
+    demand : without ``arrivals``, where visitors come from: 'od' (default: the trips to
+        activity places of the city's OD demand, :mod:`twin.networks.parking_od`) or
+        'jobs' (``params.visitors_per_job_day`` per job of the zone).
     reminders, reminder_lead_weeks, reminder_share : permit renewal reminders.
     capacities : capacity overrides by zone or car-park id (bays or spaces).
     publish_readings : publish each sensor reading on the bus too.
@@ -123,7 +101,8 @@ class ParkingLayer(Layer):
     def __init__(self, *, supply_rules: SupplyRules | None = None,
                  params: ParkingParams | None = None, pricing: PricingPolicy | None = None,
                  behaviour: RenewalBehaviour | None = None, visitors: ArrivalMix | None = None,
-                 arrivals: pd.DataFrame | None = None, reminders: bool = True,
+                 arrivals: pd.DataFrame | None = None, demand: str = "od",
+                 reminders: bool = True,
                  reminder_lead_weeks: float = 3.0, reminder_share: float = 1.0,
                  capacities: dict[str, int] | None = None, horizon_s: float | None = None,
                  publish_readings: bool = False) -> None:
@@ -132,7 +111,10 @@ class ParkingLayer(Layer):
         self.pricing = pricing or PricingPolicy()
         self.behaviour = behaviour or RenewalBehaviour()
         self.mix = visitors or with_evening(FITTED_VISITORS, self.params.evening_share)
+        if demand not in ("od", "jobs"):
+            raise ValueError(f"parking: demand 'od' or 'jobs', got {demand!r}")
         self.arrivals = arrivals
+        self.demand = "given" if arrivals is not None else demand
         self.reminders = bool(reminders)
         self.reminder_lead_weeks = float(reminder_lead_weeks)
         self.reminder_share = float(reminder_share)
@@ -176,6 +158,12 @@ class ParkingLayer(Layer):
         self.zones_near = [[j for j in np.argsort(self.dist_m[i]) if j < nz and j != i
                             and self.dist_m[i, j] <= p.neighbour_reach_m] for i in range(len(self.ids))]
         self.zone_of = np.concatenate([np.arange(nz), [self.index[z] for z in cps["zone_id"]]])
+        if self.demand == "od":
+            from twin.networks.parking_od import arrivals_from_od
+
+            # the traffic layer's stream: the same activity places, the same trips
+            self.arrivals = arrivals_from_od(twin.city, self.supply,
+                                             twin.rng.stream("traffic.demand"))
         self._demand_volumes()
         rng = twin.rng.stream("parking.permits")
         self.permits = make_permits(zones["households"], self.behaviour, rng)
@@ -276,7 +264,7 @@ class ParkingLayer(Layer):
             share = self._share()
             hour_sum += share
             hour_n += 1
-            if self._charged(weekday, hod):
+            if self.pricing.charged(weekday, hod):
                 self._window_sum += share[:self.n_zones]
                 self._window_n += 1
             self._step(now, p.step_s)
@@ -288,25 +276,6 @@ class ParkingLayer(Layer):
 
     def _share(self) -> np.ndarray:
         return np.divide(self.occ, self.cap, out=np.zeros(len(self.ids)), where=self.cap > 0)
-
-    def _charged(self, weekday: int, hod: float) -> bool:
-        pr = self.pricing
-        return weekday < pr.charged_days and pr.charged_from_h <= hod < pr.charged_to_h
-
-    def _charged_s(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
-        """Charged seconds within each [t0, t1] (vectorised over days)."""
-        pr = self.pricing
-        start = self.twin.clock.start
-        midnight_offset = start.hour * 3600 + start.minute * 60 + start.second
-        a, b = t0 + midnight_offset, t1 + midnight_offset      # seconds from the start's midnight
-        total = np.zeros(len(a))
-        first, last = int(np.floor(a.min() / 86400)), int(np.floor(b.max() / 86400))
-        for d in range(first, last + 1):
-            if (start.weekday() + d) % 7 >= pr.charged_days:
-                continue
-            lo, hi = d * 86400 + pr.charged_from_h * 3600, d * 86400 + pr.charged_to_h * 3600
-            total += np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0, None)
-        return total
 
     def _step(self, now: float, step: float) -> None:
         """Departures up to ``now``, then the arrivals of [now, now + step)."""
@@ -327,9 +296,9 @@ class ParkingLayer(Layer):
             lam = hour_total[:, None] * split[None, :] * self.mix.daily_factor(dtype)
         else:
             lam = self.visitor_day[:, None] * rates[None, :]
-        charged = self._charged(weekday, hod)
+        charged = self.pricing.charged(weekday, hod)
         if charged:        # a price above the base deters some visitors, below attracts
-            factor = (self.price / pr.base_price_eur_h) ** pr.elasticity
+            factor = pr.demand_factor(self.price)
             deterred = lam[:nz] * (1 - factor)[:, None]
             lam[:nz] *= factor[:, None]
             self.tally.net_deterred_by_price += float(deterred.sum() * step / 3600)
@@ -437,7 +406,8 @@ class ParkingLayer(Layer):
         pr, nz = self.pricing, self.n_zones
         street = ok & visitor & (where < nz)
         if street.any():
-            paid_h = self._charged_s(t_arr[street], dep[street]) / 3600
+            paid_h = self.pricing.charged_seconds(t_arr[street], dep[street],
+                                                   self.twin.clock.start) / 3600
             self.tally.revenue_street_eur += float((paid_h * self.price[where[street]]).sum())
         off = ok & (where >= nz)
         if off.any():
@@ -469,10 +439,7 @@ class ParkingLayer(Layer):
             return
         if pr.every == "week" and weekday != 0:
             return
-        mean = self._window_sum / self._window_n
-        change = np.where(mean > pr.raise_above, pr.step_eur_h,
-                          np.where(mean < pr.lower_below, -pr.step_eur_h, 0.0))
-        self.price = np.clip(self.price + change, pr.min_price_eur_h, pr.max_price_eur_h)
+        self.price = pr.adjusted(self.price, self._window_sum / self._window_n)
         self._reset_pricing_window()
 
     # ------------------------------------------------------------------ events

@@ -21,7 +21,7 @@ def simulate_parking(population: int = 50_000, days: float = 7.0, reminders: boo
                      pricing: str = "fixed", every: str = "day", seed: int = 0,
                      start: dt.datetime = dt.datetime(2026, 6, 15), progress: bool = False,
                      out_dir: str | Path | None = None, reminder_lead_weeks: float = 3.0,
-                     reminder_share: float = 1.0) -> dict:
+                     reminder_share: float = 1.0, demand: str = "od") -> dict:
     """Run the parking layer alone on the generated city; KPIs, occupancy by zone and hour
     (mean by hour of the day), seconds. With ``out_dir``, write the series and a report."""
     from twin.city.generator import generate_city
@@ -33,7 +33,7 @@ def simulate_parking(population: int = 50_000, days: float = 7.0, reminders: boo
     twin = Twin(city=generate_city(population=population, seed=seed), start=start, seed=seed)
     layer = ParkingLayer(pricing=PricingPolicy(mode=pricing, every=every), reminders=reminders,
                          reminder_lead_weeks=reminder_lead_weeks, reminder_share=reminder_share,
-                         horizon_s=horizon_s)
+                         horizon_s=horizon_s, demand=demand)
     twin.add_layer(layer)
     t1 = time.perf_counter()
     twin.run(horizon_s, progress=progress, label="parking")
@@ -43,7 +43,7 @@ def simulate_parking(population: int = 50_000, days: float = 7.0, reminders: boo
     by_hour = hourly[layer.zone_ids].groupby(hourly.index.hour).mean()
     result = {k: kpis[k] for k in HEADLINE}
     result.update({"population": population, "days": days, "reminders": reminders,
-                   "pricing": pricing, "seed": seed, "zones": len(layer.zone_ids),
+                   "pricing": pricing, "demand": demand, "seed": seed, "zones": len(layer.zone_ids),
                    "car_parks": len(layer.carpark_ids), "kpis": kpis,
                    "occupancy_by_zone_hour_of_day": {z: [round(float(v), 4) for v in by_hour[z]]
                                                      for z in layer.zone_ids},
