@@ -19,6 +19,7 @@ import numpy as np
 
 HOUR_S = 3600.0
 MAD_TO_SIGMA = 1.4826
+RELATIVE_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,17 @@ class LiveFeed:
         """Median and robust spread of each sensor's hourly residual over the reference."""
         hi = int(np.searchsorted(self._times[:self._n], self._times[0] + self.reference_s))
         hi = max(hi, 1)
-        resid = (self._values[:hi, 0] - self._values[:hi, 1]).astype(float)
+        measured = self._values[:hi, 0].astype(float)
+        resid = measured - self._values[:hi, 1]
         _, mean = _hourly_means(self._times[:hi], resid)
         with warnings.catch_warnings():        # a sensor silent all along: NaN, no warning
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(mean, axis=0)
             mad = np.nanmedian(np.abs(mean - med), axis=0)
-        scale = np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad, nan=0.0), self.min_scale)
+            typical = np.nanmedian(np.abs(measured), axis=0)
+        # a spread never below a thousandth of the sensor's typical reading (a model that
+        # matched the reference hours exactly would otherwise make noise look huge)
+        scale = np.fmax(np.fmax(MAD_TO_SIGMA * mad, RELATIVE_FLOOR * typical), self.min_scale)
         return med, scale
 
 

@@ -26,12 +26,13 @@ class NetworkMap:
 
     layers: dict[str, dict[str, gpd.GeoDataFrame]]
     crs: Any = None
-    _where: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict, repr=False)
+    _where: dict[tuple[str, str, str], tuple[float, float]] = field(default_factory=dict,
+                                                                   repr=False)
     _geojson: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for layer, kinds in self.layers.items():
-            for frame in kinds.values():
+            for kind, frame in kinds.items():
                 if not len(frame):
                     continue
                 points = shapely.line_interpolate_point(frame.geometry.values, 0.5,
@@ -40,7 +41,7 @@ class NetworkMap:
                     else frame.geometry.representative_point().values
                 xy = shapely.get_coordinates(points)
                 for eid, (x, y) in zip(frame.index.astype(str), xy):
-                    self._where.setdefault((layer, eid), (float(x), float(y)))
+                    self._where[(layer, kind, eid)] = (float(x), float(y))
 
     @classmethod
     def from_inp(cls, inp: str | Path, layer: str = "water") -> "NetworkMap":
@@ -97,20 +98,33 @@ class NetworkMap:
                                     "features": features}
         return self._geojson[layer]
 
-    def position(self, element: str, layer: str | None = None) -> tuple[float, float] | None:
-        """Where an element is drawn (a line's middle), or None if no layer has it."""
-        if layer is not None:
-            return self._where.get((layer, str(element)))
-        return next((xy for (lay, eid), xy in self._where.items() if eid == str(element)), None)
+    def position(self, element: str, layer: str | None = None,
+                 kinds: tuple[str, ...] = ()) -> tuple[float, float] | None:
+        """Where an element is drawn (a line's middle), or None if no layer has it. Ids are
+        unique per kind only (a node and a pipe may share one): ``kinds`` are tried first."""
+        found = [(k, xy) for (lay, k, eid), xy in self._where.items()
+                 if eid == str(element) and (layer is None or lay == layer)]
+        for kind in kinds:
+            for k, xy in found:
+                if k == kind:
+                    return xy
+        return found[0][1] if found else None
+
+
+LINK_QUANTITIES = {"flow", "velocity", "status", "setting", "headloss"}
 
 
 def sensor_positions(net: NetworkMap, sensors: Iterable[Mapping[str, Any]]
                      ) -> dict[str, tuple[float, float] | None]:
-    """Sensor id -> the position of its element (in its layer, else any layer), or None."""
+    """Sensor id -> the position of its element (in its layer, else any layer; a flow
+    sensor's on a link, another's on a node first), or None."""
     out = {}
     for s in sensors:
         element, layer = str(s["element"]), str(s.get("layer") or "")
-        out[str(s["sensor_id"])] = net.position(element, layer) or net.position(element)
+        kinds = (("links", "nodes") if str(s.get("quantity")) in LINK_QUANTITIES
+                 else ("nodes", "links"))
+        out[str(s["sensor_id"])] = (net.position(element, layer, kinds)
+                                    or net.position(element, None, kinds))
     return out
 
 

@@ -99,7 +99,8 @@ class Dashboard:
         self.gate = gate or ApprovalGate(store, token_file=settings.token_file,
                                          environ=settings.environ)
         self.positions = sensor_positions(network, [
-            {"sensor_id": s.sensor_id, "element": s.element, "layer": s.layer} for s in registry])
+            {"sensor_id": s.sensor_id, "element": s.element, "layer": s.layer,
+             "quantity": s.quantity} for s in registry])
         self.whatif_result: dict[str, Any] | None = None
         self.proposals: dict[str, str] = {}           # candidate -> proposal id
         self.changes = 0                              # operator actions so far (for updates)
@@ -257,7 +258,9 @@ class Dashboard:
         if element is not None and element in self.registry:
             sensors, xy = [element], self.positions.get(element)
         else:
-            xy = self.network.position(element) if element is not None else None
+            # a leak is on a pipe; other alerts name nodes or assets first
+            kinds = ("links", "nodes") if row.kind == "leak" else ("nodes", "links")
+            xy = self.network.position(element, None, kinds) if element is not None else None
             sensors = [sid for sid, _ in nearest(xy, self.positions, k=3)] if xy else []
         return {"id": int(row.id), "time_s": float(row.time_s), "time": iso(float(row.time_s)),
                 "kind": row.kind, "element": element, "severity": row.severity,
@@ -286,7 +289,8 @@ class Dashboard:
         leak = None
         if alert_id is not None:
             alert = self.alert(alert_id)
-            if alert["kind"] != "leak" or self.network.position(alert["element"], "water") is None:
+            if alert["kind"] != "leak" or self.network.position(alert["element"], "water",
+                                                                 ("links",)) is None:
                 raise DashboardError(f"alert {alert_id} is a {alert['kind']} alert on "
                                      f"{alert['element']}, not a leak on a water pipe")
             flow = alert["details"].get("estimated_m3h")

@@ -73,7 +73,11 @@ class WhatIfDesk:
         at_s = max(now_s - start_s, 0.0)
         offset = start.hour * 3600 + start.minute * 60 + start.second
         live = Twin(start=start, seed=0)
-        live.add_layer(WaterLayer(self.inp, horizon_s=max(at_s, 1.0), clock_offset_s=offset))
+        # the suspected pipe is split at its middle, so the leak sits on the pipe (closing it
+        # isolates the leak) rather than on its nearer end node
+        planned = [(leak.pipe, 0.5)] if leak is not None else []
+        live.add_layer(WaterLayer(self.inp, horizon_s=max(at_s, 1.0), clock_offset_s=offset,
+                                  planned_bursts=planned))
         if leak is not None and leak.start_s - start_s < at_s:
             live.schedule([PipeBurst(time_s=max(leak.start_s - start_s, 0.0), source="dashboard",
                                      pipe_id=leak.pipe, leak_area_m2=leak.area_m2)])
