@@ -12,7 +12,7 @@ queue, ``occ(t) = integral of rate(s) * P(stay > t - s) ds`` (:func:`expected_oc
 example a car park's weekday profile, :mod:`twin.networks.parking_data`).
 
 The default visitor mix (:data:`FITTED_VISITORS`) was fitted on the weekday profile of
-the Birmingham car parks of October-December 2016 (see ``benchmarks/parking_fit.py``).
+the Birmingham car parks of October-December 2016 (see ``benchmarks/parking_week.py``).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class ArrivalMix:
 # --- defaults -----------------------------------------------------------------------------
 # Visitors of a city centre: commuters (long stays) and shoppers / errands (short stays).
 # Peaks, spreads and shares fitted on the Birmingham weekday profile (30 car parks,
-# Oct-Dec 2016; benchmarks/parking_fit.py): RMSE 0.0023 of the occupancy share at the
+# Oct-Dec 2016; benchmarks/parking_week.py): RMSE 0.0023 of the occupancy share at the
 # half hours 08:00-16:30, with 0.85 arrivals per space a weekday. Median stays are priors
 # (see fit_mix). Saturday and Sunday volumes by purpose fitted on the weekend profiles
 # (fit_day_factors): RMSE 0.017 on Saturdays, 0.023 on Sundays.
