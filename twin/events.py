@@ -104,7 +104,8 @@ class StreetReopened(Event):
 @dataclass(frozen=True)
 class LanesClosed(Event):
     """``lanes`` lanes per direction of streets closed (roadworks, a crash): the streets
-    stay open on the lanes left (at least one); not a closure for routing."""
+    stay open on the lanes left (with none left, one lane used by both directions in
+    turn); not a closure for routing."""
     street_ids: tuple[str, ...] = ()
     lanes: int = 1
     reason: str = ""

@@ -46,9 +46,10 @@ H = 3600.0
 
 @dataclass
 class _Totals:
-    """Running sums over simulated time (street links only)."""
+    """Running sums over simulated time (street links only, unless said)."""
 
-    veh_h: float = 0.0
+    veh_h: float = 0.0                 # all links, access connectors included
+    street_veh_h: float = 0.0
     veh_km: float = 0.0
     delay_veh_h: float = 0.0
     incident_extra_veh_h: float = 0.0
@@ -230,7 +231,8 @@ class TrafficLayer(Layer):
         hours = (now - self._since_s) / H
         flow, time_s = self._street_values(self.result)
         t = self.totals
-        t.veh_h += float(flow @ time_s) / H * hours
+        t.veh_h += self.result.tstt_veh_h * hours
+        t.street_veh_h += float(flow @ time_s) / H * hours
         t.veh_km += float(flow @ self._length_km) * hours
         t.delay_veh_h += float(flow @ (time_s - self._fft_s)) / H * hours
         if self.intact is not None:
@@ -284,7 +286,9 @@ class TrafficLayer(Layer):
         for street, lost in self.lanes_lost.items():
             for k in net.links_on_streets([street]):
                 lanes = float(links.at[k, "lanes"])
-                net = net.set_lanes([k], max(lanes - lost, min(1.0, lanes)))
+                # losing every lane of a direction leaves one lane shared by both directions
+                # in turn (signals or flaggers): half a lane's capacity
+                net = net.set_lanes([k], lanes - lost if lanes - lost >= 1 else 0.5)
         return net.close(net.links_on_streets(self.closed))
 
     def _flooded(self, ev: StreetFlooded) -> None:
@@ -369,7 +373,7 @@ class TrafficLayer(Layer):
         return {
             "total_travel_time_veh_h": t.veh_h,
             "vehicle_km": t.veh_km,
-            "mean_speed_kph": t.veh_km / t.veh_h if t.veh_h > 0 else math.nan,
+            "mean_speed_kph": t.veh_km / t.street_veh_h if t.street_veh_h > 0 else math.nan,
             "delay_veh_h": t.delay_veh_h,
             "incident_extra_veh_h": t.incident_extra_veh_h,
             "peak_hour_travel_time_veh_h": self.peak_tstt_veh_h,
@@ -409,16 +413,23 @@ class TrafficLayer(Layer):
     # ------------------------------------------------------------------ forks
     def snapshot(self) -> dict[str, Any]:
         """Incidents in force, the current solution (flows, times, solver paths), totals."""
+        now = self.twin.clock.now_s
+        self._accumulate(now)               # the totals up to now, not to the last solution
+        self._since_s = now
         def sol(r: AssignmentResult | None):
             return None if r is None else {"flow": r.link_flow_veh_h.copy(),
                                            "time": r.link_time_min.copy(), "state": r.state,
                                            "method": r.method}
-        return {"closed": dict(self.closed), "lanes_lost": dict(self.lanes_lost),
+        return {"time_s": now, "time_of_day_s": self.clock_offset_s,
+                "closed": dict(self.closed), "lanes_lost": dict(self.lanes_lost),
                 "result": sol(self.result), "intact": sol(self.intact),
                 "totals": vars(self.totals).copy(), "peak_tstt_veh_h": self.peak_tstt_veh_h}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`snapshot` of a layer built from the same city and options."""
+        """Continue from a :meth:`snapshot` of a layer built from the same city and options:
+        the fork's time 0 is the snapshot's time (its time of day follows), the incidents
+        in force stay, the first assignment is warm-started from the snapshot's solution."""
+        self.clock_offset_s = float(state["time_of_day_s"]) + float(state["time_s"])
         self._restored = state
 
     def _resume(self, state: dict[str, Any]) -> None:
