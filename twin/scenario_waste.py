@@ -11,7 +11,7 @@ waste:                        # present: the run has a waste layer
   truck_capacity_l: 60000     # loose litres a truck takes before unloading
   shift_start: 6              # hour the daily shift starts
   shift_hours: 7
-  solver_iterations: 1500     # PyVRP's daily budget (reproducible)
+  solver_iterations: 1000     # PyVRP's daily budget (reproducible)
   faults: {missing_p: 0.05, stuck_per_week: 0.01, drift_per_week: 0.005}
 ```
 """
@@ -49,7 +49,7 @@ class WasteSpec(_Spec):
     shift_start_h: Annotated[float, BeforeValidator(_number(ge=0, le=23))] = Field(
         6.0, alias="shift_start")
     shift_hours: Annotated[float, BeforeValidator(_number(gt=0, le=16))] = 7.0
-    solver_iterations: Annotated[int, BeforeValidator(_integer(ge=10))] = 1500
+    solver_iterations: Annotated[int, BeforeValidator(_integer(ge=10))] = 1000
     faults: Annotated[WasteFaultsSpec, BeforeValidator(_empty_if_none({}))] = WasteFaultsSpec()
 
     def layer_options(self) -> dict[str, Any]:

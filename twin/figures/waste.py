@@ -120,12 +120,22 @@ def plot_map(result: Results, path: Path) -> Path | None:
                     s=np.where(containers["capacity_l"] > 2000, 26, 12), edgecolors="0.3",
                     linewidths=0.3, zorder=3)
     fig.colorbar(sc, ax=ax, shrink=0.7, label="fill at the end of the run (share of capacity)")
+    x0, y0, x1, y1 = containers.total_bounds
+    pad = 0.06 * max(x1 - x0, y1 - y0)
     sites = waste.get("sites")
     if sites is not None:
         for site_id, marker in (("garage", "s"), ("transfer", "^")):
-            if site_id in sites.index:
-                g = sites.geometry[site_id]
-                ax.scatter([g.x], [g.y], marker=marker, s=110, c="k", zorder=5, label=site_id)
+            if site_id not in sites.index:
+                continue
+            site = sites.loc[site_id]
+            x, y, label = site.geometry.x, site.geometry.y, site_id
+            if not (x0 - pad <= x <= x1 + pad and y0 - pad <= y <= y1 + pad):
+                # off the map (a plant outside the district): marked where its road leaves
+                x, y = float(site["gate_x"]), float(site["gate_y"])
+                label = f"{site_id} ({site['access_m'] / 1000:.1f} km beyond)"
+            ax.scatter([x], [y], marker=marker, s=110, c="k", zorder=5, label=label)
+    ax.set_xlim(x0 - pad, x1 + pad)
+    ax.set_ylim(y0 - pad, y1 + pad)
     ax.set_aspect("equal")
     ax.set_title(f"{result.name}: waste containers and the last day's tours")
     ax.ticklabel_format(useOffset=False, style="plain")
@@ -150,7 +160,7 @@ def waste_figures(results: Sequence[Results], out: Path, maps: bool = True,
             figures.append((label, path))
     map_files = []
     for r in _waste_runs(results) if maps else ():
-        path = plot_map(r, out / f"map_waste_{r.name}.png")
+        path = plot_map(r, out / f"waste_map_{r.name}.png")
         if path:
             map_files.append((f"{r.name}: waste containers and tours", path))
     return figures, map_files

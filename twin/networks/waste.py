@@ -56,6 +56,7 @@ class _Stats:
     unload_trips: int = 0
     extra_unloads: int = 0
     tours: int = 0
+    plans: int = 0
     plan_seconds: float = 0.0
     delay_s: float = 0.0             # legs slower than when planned (closures, traffic)
     collection_log: list[tuple] = field(default_factory=list)
@@ -80,7 +81,7 @@ class WasteLayer(Layer):
 
     def __init__(self, strategy: str = "fixed", config: WasteConfig | None = None, *,
                  threshold: float = 0.8, max_days: float = 14.0, sensor_interval_h: float = 6.0,
-                 faults: SensorFaults | None = None, solver_iterations: int = 1500,
+                 faults: SensorFaults | None = None, solver_iterations: int = 1000,
                  solver_seconds: float = 20.0, fixed_target_fill: float = 0.75) -> None:
         if strategy not in STRATEGIES:
             raise BadInput(f"waste strategy: expected one of {', '.join(STRATEGIES)}, "
@@ -131,7 +132,7 @@ class WasteLayer(Layer):
                                        cfg.service_weekdays, self.fixed_target_fill)
         self.strategy = (FixedSchedule(self.weekdays) if self.strategy_name == "fixed"
                          else SensorDriven(self.threshold, self.max_days))
-        self.trucks_busy = 0
+        self._plans: dict[tuple, Any] = {}
 
     # ------------------------------------------------------------------ readings
     def ingest_reading(self, container_id: str, fill_fraction: float,
@@ -279,9 +280,18 @@ class WasteLayer(Layer):
             .to_numpy()[chosen], capacity_l=int(cfg.truck_capacity_l),
             vehicles=len(self.network.trucks), shift_s=int(cfg.shift_hours * 3600),
             unload_s=int(cfg.unload_s))
-        plan = plan_tours(problem, seed=self.twin.seed * 1000 + day,
-                          seconds=self.solver_seconds, iterations=self.solver_iterations)
-        self.stats.plan_seconds += plan.seconds
+        # a fixed schedule drives fixed routes: planned once per weekday and kept while the
+        # streets stay as they were; the sensor strategy plans each day's selection afresh
+        key = (weekday, self.router.version, tuple(chosen)) if self.strategy_name == "fixed" \
+            else None
+        plan = self._plans.get(key) if key else None
+        if plan is None:
+            plan = plan_tours(problem, seed=self.twin.seed * 1000 + (weekday if key else day),
+                              seconds=self.solver_seconds, iterations=self.solver_iterations)
+            self.stats.plan_seconds += plan.seconds
+            self.stats.plans += 1
+            if key:
+                self._plans[key] = plan
         for tour in plan.tours:
             legs = [int(points[leg]) for leg in tour.legs]
             truck = self.network.trucks.index[tour.vehicle % len(self.network.trucks)]

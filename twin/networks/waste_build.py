@@ -149,6 +149,7 @@ def _sites(city: City, config: WasteConfig) -> gpd.GeoDataFrame:
         "node_id": [garage, gate],
         "access_m": [0.0, config.transfer_access_m],
         "access_s": [0.0, config.transfer_access_m / (config.transfer_speed_kph / 3.6)],
+        "gate_x": [gx, ex], "gate_y": [gy, ey],          # where the site meets the streets
     }, geometry=[shapely.Point(gx, gy), shapely.Point(tx, ty)],
         index=pd.Index(["garage", "transfer"], name="site_id"), crs=city.crs)
 

@@ -69,6 +69,7 @@ def simulate_waste(population: int = 50_000, days: float = 28.0, strategy: str =
     city = generate_city(population=population, seed=city_seed)
     twin = Twin(city=city, start=start, seed=seed)
     layer = twin.add_layer(WasteLayer(strategy=strategy, **layer_options))
+    rows: list[tuple[float, str, float]] = []
     if readings is not None:
         rows = read_readings(readings, set(layer.container_ids))
         twin.schedule(Reading(time_s=t, source="readings", sensor_id=cid, value=v,
@@ -76,7 +77,7 @@ def simulate_waste(population: int = 50_000, days: float = 28.0, strategy: str =
     setup_s = time.perf_counter() - t0
     twin.run(days * 86400.0, progress=progress, label=f"waste {strategy}")
     result: dict[str, Any] = {"strategy": strategy, "population": population, "days": days,
-                              "seed": seed, "kpis": layer.kpis(),
+                              "seed": seed, "kpis": layer.kpis(), "readings_fed": len(rows),
                               "plan_seconds": layer.stats.plan_seconds,
                               "setup_seconds": setup_s, "seconds": time.perf_counter() - t0}
     result.update({k: result["kpis"][k] for k in ("km_driven", "collections",
