@@ -84,8 +84,13 @@ def iso(time_s: float) -> str:
     return dt.datetime.fromtimestamp(time_s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _finite(values: np.ndarray) -> list[float | None]:
-    return [None if not math.isfinite(v) else round(float(v), 6) for v in values]
+def _finite(values: np.ndarray, digits: int = 6) -> list[float | None]:
+    """JSON-ready numbers: NaN and infinities as None."""
+    values = np.round(np.asarray(values, float), digits)
+    out = values.tolist()
+    if not np.isfinite(values).all():
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
 
 
 class Dashboard:
@@ -214,7 +219,7 @@ class Dashboard:
         h = self.feed.hourly(start_s, end_s)
         return {"start": iso(start_s), "end": iso(end_s), "hours_s": h.hours_s.tolist(),
                 "sensor_ids": h.sensor_ids,
-                "score": [_finite(row) for row in np.round(h.score, 3)],
+                "score": [_finite(row, 3) for row in h.score],
                 "residual": [_finite(row) for row in h.residual]}
 
     # -- alerts ------------------------------------------------------------------------
