@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["EnsembleSummary", "run_ensemble", "dask_client"]
 
 CONNECT_TIMEOUT_S = 5.0
-_ADDRESS = re.compile(r"(tcp|tls|ws|wss|ucx)://[^\s/:]+(:\d{1,5})?|inproc://\S+")
+_ADDRESS = re.compile(r"((tcp|tls|ws|wss|ucx)://)?[^\s/:]+:\d{1,5}|(tcp|tls|ws|wss|ucx)://[^\s/:]+"
+                      r"|inproc://\S+")
 
 
 @dataclass
@@ -72,6 +73,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None,
             raise BadInput(f"--scheduler {scheduler}: no Dask scheduler answered within "
                            f"{timeout_s:g} s ({type(exc).__name__}: {exc})") from None
         try:
+            client.run(_prepare_worker)
             yield client
         finally:
             client.close()
@@ -82,11 +84,18 @@ def dask_client(scheduler: str | None = None, workers: int | None = None,
     try:
         client = Client(cluster, set_as_default=False)
         try:
+            client.run(_prepare_worker)
             yield client
         finally:
             client.close()
     finally:
         cluster.close()
+
+
+def _prepare_worker() -> None:
+    """Import what members need once per worker, at start-up rather than in the first task."""
+    import twin.ensemble_water  # noqa: F401
+    import twin.run  # noqa: F401
 
 
 def _batches(members: list[Member], size: int) -> list[list[Member]]:
@@ -115,6 +124,7 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
     t0 = time.perf_counter()
     members = expand_members(spec)
     store = ResultStore(Path(out_dir), spec, members)
+    _save_network(spec, store)
     todo = [m for m in members if m.member_id not in store.done_ids]
     per_element = spec.ensemble.per_element
     done = failed = 0
@@ -134,6 +144,19 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
                               scheduler=address or (scheduler or "local"), out=str(out_dir))
     store.write_summary(summary.as_dict())
     return summary
+
+
+def _save_network(spec: "ScenarioSpec", store: ResultStore) -> None:
+    """The base network's elements (and the demo city's streets) for the report's maps."""
+    from twin.ensemble_water import network_elements, worker_networks
+
+    try:
+        frames = network_elements(spec)
+    except BadInput:            # an unreadable network: its members fail and say why
+        return
+    if spec.city.demo is not None:
+        frames["streets"] = worker_networks().city(spec).streets
+    store.write_network(frames)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from twin.ensemble_spec import ElementSelection, EnsembleSpec, split_path
 from twin.errors import BadInput
+from twin.quantities import known_quantities
 from twin.randomness import RandomStreams
 from twin.scenario import ScenarioError, ScenarioSpec, check_elements
 from twin.scenario import _first_error, _load_merged   # the file's data and line map
@@ -112,6 +113,18 @@ def _resolve(spec: ScenarioSpec, key: str) -> list[str | int]:
     return canonical
 
 
+def _resolve_sweep(spec: ScenarioSpec, key: str) -> list[str | int]:
+    """A grid path into a sweep template (``sweep[0].leak_area_m2``): its values go to the
+    members of that template."""
+    parts = split_path(key)
+    templates = spec.ensemble.sweep or []
+    if len(parts) < 3 or not isinstance(parts[1], int) or parts[1] >= len(templates):
+        raise _error(spec, f"ensemble.grid.{key}", "a path that exists in the scenario",
+                     got=f"the ensemble has {len(templates)} sweep template(s), no "
+                         f"{key.split('.')[0]}")
+    return parts
+
+
 def _set(data: dict[str, Any], parts: list[str | int], value: Any) -> None:
     """Set ``value`` at ``parts`` in the file's data, making the mappings on the way."""
     obj: Any = data
@@ -132,13 +145,18 @@ def _located(exc: ValidationError, spec: ScenarioSpec, lines: dict, grid: dict[s
     err = _first_error(exc, source, lines)
     name = err.field or ""
     prefix = f"events[{n_events}]"
+    for key, value in grid.items():
+        if key.startswith(f"sweep[{sweep}]"):     # the swept event's field, as a grid path
+            key_field = prefix + key[len(f"sweep[{sweep}]"):]
+        else:
+            key_field = key
+        if name == key_field or name.startswith(key_field + ".") or \
+                name.startswith(key_field + "["):
+            return _error(spec, f"ensemble.grid.{key}", err.expected,
+                          got=repr(value))
     if sweep >= 0 and (name == prefix or name.startswith(prefix + ".")):
         return _error(spec, f"ensemble.sweep[{sweep}]" + name[len(prefix):], err.expected,
                       err.got)
-    for key, value in grid.items():
-        if name == key or name.startswith(key + ".") or name.startswith(key + "["):
-            return _error(spec, f"ensemble.grid.{key}", err.expected,
-                          got=repr(value))
     return _error(spec, "ensemble", f"members that are valid scenarios ({err})")
 
 
@@ -149,7 +167,8 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
         raise BadInput(f"{spec.source_path or 'the scenario'}: no `ensemble:` section "
                        "(a grid, a sweep of events or replications) to run")
     data, lines = _scenario_data(spec)
-    grid = {tuple(_resolve(spec, key)): (key, values) for key, values in (ens.grid or {}).items()}
+    grid = {tuple(_resolve_sweep(spec, key) if key.startswith("sweep[") else _resolve(spec, key)):
+            (key, values) for key, values in (ens.grid or {}).items()}
     combos = [dict(zip((k for k, _ in grid.values()), values))
               for values in itertools.product(*(v for _, v in grid.values()))]
     frames = None
@@ -178,6 +197,8 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
                      got=f"{count} ({len(combos)} grid points x {max(len(events), 1)} swept "
                          f"events x {len(seeds)} seeds); raise max_members to run them")
     n_events = len(data.get("events") or [])
+    recorded = sorted({name.partition(".")[2] for name in ens.per_element}
+                      & set(known_quantities()))
     known = None
     if frames is not None:
         links, nodes = frames["links"], frames["nodes"]
@@ -189,11 +210,18 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
             combos, events or [(-1, "", None)], seeds):
         member_data = copy.deepcopy(data)
         for parts, (key, _) in grid.items():
-            _set(member_data, list(parts), combo[key])
+            if parts[0] != "sweep":
+                _set(member_data, list(parts), combo[key])
+            elif parts[1] == sweep:         # a value of the swept event's template
+                event = copy.deepcopy(event)
+                _set(event, list(parts[2:]), combo[key])
         if event is not None:
             member_data["events"] = [*(member_data.get("events") or []), copy.deepcopy(event)]
         if seed is not None:
             member_data["seed"] = seed
+        # a member records only what its per-element extremes need, and writes no report
+        member_data["outputs"] = {**(member_data.get("outputs") or {}), "report": False,
+                                  "maps": False, "quantities": recorded}
         try:
             member_spec = ScenarioSpec.model_validate(member_data)
         except ValidationError as exc:

@@ -27,7 +27,7 @@ from twin.errors import BadInput
 if TYPE_CHECKING:
     from twin.scenario import ScenarioSpec
 
-__all__ = ["ResultStore", "load_members", "load_elements", "load_manifest"]
+__all__ = ["ResultStore", "load_members", "load_elements", "load_manifest", "load_network"]
 
 ROW_COLUMNS = ["member_id", "status", "error", "seconds", "worker_pid", "seed", "element",
                "sweep", "params"]
@@ -83,8 +83,8 @@ class ResultStore:
             flat.update(row["kpis"])
             table.append(flat)
             extremes = row.get("elements")
-            if extremes is not None and len(extremes):
-                elements.append(extremes.assign(member_id=member.member_id))
+            if extremes is not None and len(extremes["element"]):
+                elements.append(pd.DataFrame(extremes).assign(member_id=member.member_id))
         name = f"part-{batch[0].member_id}-{len(batch)}.parquet"
         path = self.out / "members" / name
         _write_atomic(pd.DataFrame(table), path)
@@ -92,6 +92,13 @@ class ResultStore:
             _write_atomic(pd.concat(elements, ignore_index=True), self.out / "elements" / name)
         self.done_ids.update(r["member_id"] for r in rows if r["status"] == "done")
         return path
+
+    def write_network(self, frames: dict[str, Any]) -> None:
+        """The network's element tables (GeoParquet), for the report's maps."""
+        folder = self.out / "network"
+        folder.mkdir(exist_ok=True)
+        for kind, frame in frames.items():
+            frame.to_parquet(folder / f"{kind}.parquet")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -127,3 +134,10 @@ def load_manifest(out: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise BadInput(f"{out}: no manifest.json: not the output folder of `twin ensemble`")
     return json.loads(path.read_text())
+
+
+def load_network(out: str | Path) -> dict[str, Any]:
+    """The element tables :meth:`ResultStore.write_network` wrote (empty if none)."""
+    import geopandas as gpd
+
+    return {p.stem: gpd.read_parquet(p) for p in sorted((Path(out) / "network").glob("*.parquet"))}

@@ -109,7 +109,7 @@ def run_member(task: MemberTask, networks: WorkerNetworks | None = None) -> dict
     """Run one member; never raises: a failure is returned with its traceback.
 
     Returns ``{"member_id", "status" ('done' | 'failed'), "error", "seconds", "worker_pid",
-    "kpis" ({'layer.kpi': value}), "elements" (DataFrame element, quantity, min, max)}``.
+    "kpis" ({'layer.kpi': value}), "elements" (columns element, quantity, min, max)}``.
     """
     from twin.run import build_twin
 
@@ -140,27 +140,30 @@ def run_members(tasks: list[MemberTask]) -> list[dict[str, Any]]:
     return [run_member(task) for task in tasks]
 
 
-def element_extremes(twin, wanted: tuple[str, ...]) -> pd.DataFrame:
+def element_extremes(twin, wanted: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """Per element, the lowest and highest value over the run of each recorded
-    ``'<layer>.<quantity>'`` in ``wanted`` (the consumers' junctions only for water)."""
-    frames = []
+    ``'<layer>.<quantity>'`` in ``wanted`` (the consumers' junctions only for water), as
+    columns ``element, quantity, min, max``; None if nothing wanted was recorded."""
+    columns: dict[str, list[np.ndarray]] = {"element": [], "quantity": [], "min": [], "max": []}
     recorded = {(layer, q) for layer, q, _ in twin.recorder.quantities()}
+    water = twin.layers.get("water")
     for name in wanted:
         layer, _, quantity = name.partition(".")
         if (layer, quantity) not in recorded:
             continue
         wide = twin.recorder.wide(layer, quantity)
-        water = twin.layers.get("water")
-        if layer == "water" and water is not None and quantity in ("pressure", "demand"):
-            wide = wide[[c for c in wide.columns if c in water.junction_ids]]
+        elements = wide.columns.to_numpy().astype(str)
         values = wide.to_numpy()
-        frames.append(pd.DataFrame({
-            "element": wide.columns.astype(str), "quantity": name,
-            "min": values.min(axis=0).astype(np.float32),
-            "max": values.max(axis=0).astype(np.float32)}))
-    if not frames:
-        return pd.DataFrame(columns=["element", "quantity", "min", "max"])
-    return pd.concat(frames, ignore_index=True)
+        if layer == "water" and water is not None and quantity in ("pressure", "demand"):
+            keep = np.fromiter((e in water.junction_ids for e in elements), bool, len(elements))
+            elements, values = elements[keep], values[:, keep]
+        columns["element"].append(elements)
+        columns["quantity"].append(np.full(len(elements), name, dtype=object))
+        columns["min"].append(values.min(axis=0).astype(np.float32))
+        columns["max"].append(values.max(axis=0).astype(np.float32))
+    if not columns["element"]:
+        return None
+    return {key: np.concatenate(parts) for key, parts in columns.items()}
 
 
 # --- choosing elements (criticality: every pipe of a zone, all pipes over a diameter) ---------
