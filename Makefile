@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= demo_out
 
-.PHONY: demo test install validate bench clean
+.PHONY: demo demo-live test install validate bench clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "need Python 3.11 or newer on PATH (or make PYTHON=/path/to/python)"; exit 1; }
@@ -22,6 +22,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/twin demo --out $(OUT)
 	@echo "open $(OUT)/report.html"
+
+# the live demo: a replayed L-Town leak through the MQTT bridge and the shadow twin into the
+# operator dashboard (needs Mosquitto on 127.0.0.1:1883 and ../shared/data/battledim)
+demo-live: $(STAMP)
+	$(VENV)/bin/twin dashboard --demo --port $(or $(PORT),8050)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
