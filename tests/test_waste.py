@@ -78,8 +78,12 @@ def test_street_times_match_networkx_and_closures_lengthen_them(city) -> None:
                                                                    weight="t"))
     assert closed_s[0, 1] > travel_s[0, 1] + 1.0 and street["t"] > 0
     assert (closed_s[0, 1:] >= travel_s[0, 1:] - 1e-9).all()
-    # traffic's times, when present, replace the free-flow ones
+    # traffic reports a closed street as an infinite time: the same detour
     router.set_closed(closed, False)
+    free = city.streets["length_m"] / (city.streets["speed_kph"] / 3.6)
+    router.set_times(free.where(~free.index.isin(closed), np.inf))
+    assert np.allclose(router.matrices()[0], closed_s)
+    # traffic's times, when present, replace the free-flow ones
     router.set_times(city.streets["length_m"] / (10 / 3.6))        # 10 km/h everywhere
     slow_s, slow_m = router.matrices()
     assert np.allclose(slow_s[0, 1:], slow_m[0, 1:] / (10 / 3.6))

@@ -71,18 +71,20 @@ class StreetRouter:
         self._cache = None
         self.version += 1
 
-    def street_seconds(self) -> np.ndarray:
-        """Current per-street time (s): traffic's where known, else free flow."""
+    def street_seconds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current per-street time (s), traffic's where known, else free flow; and which
+        streets are open (traffic reports a closed street as an infinite time: it is left
+        out of the graph, and a container on it is reached at free-flow time)."""
+        open_ = np.array([s not in self.closed for s in self.city.streets.index])
         if self.street_times_s is None:
-            return self.free_s.copy()
-        times = pd.Series(self.free_s, index=self.city.streets.index)
-        known = self.street_times_s.reindex(times.index)
-        return known.fillna(times).to_numpy(float)
+            return self.free_s.copy(), open_
+        known = self.street_times_s.reindex(self.city.streets.index).to_numpy(float)
+        finite = np.isfinite(known)
+        return np.where(finite, known, self.free_s), open_ & (finite | np.isnan(known))
 
     # ---------------------------------------------------------------- paths
     def _all_pairs(self):
-        sec = self.street_seconds()
-        open_ = np.array([s not in self.closed for s in self.city.streets.index])
+        sec, open_ = self.street_seconds()
         n = len(self.node_index)
         u, v, w = self.u[open_], self.v[open_], np.maximum(sec[open_], 1e-3)
         graph = csr_matrix((np.concatenate([w, w]), (np.concatenate([u, v]), np.concatenate([v, u]))),
