@@ -34,6 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from twin.engines.assignment_kernels import all_or_nothing, line_search, link_costs, zone_costs
+from twin.engines.assignment_paths import compact, flows_from_paths, sweep, transfer
 from twin.errors import BadInput
 from twin.networks.road import RoadNetwork
 
@@ -162,4 +164,271 @@ def assign(network: RoadNetwork, demand: np.ndarray, gap: float = 1e-4,
     OD pair with demand and no path; ``"drop"`` leaves such demand out and lists it in
     ``result.unserved``.
     """
-    raise NotImplementedError("assignment kernels land in the next commit")
+    started = time.perf_counter()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if unreachable not in ("error", "drop"):
+        raise ValueError(f"unreachable must be 'error' or 'drop', got {unreachable!r}")
+    graph = _Graph(network)
+    matrix = _checked_demand(network, demand)
+    free_costs = graph.costs(np.zeros(graph.n_links))[0]
+    od_costs = zone_costs(graph.zone_pos, graph.fs_start, graph.fs_link, graph.head,
+                          graph.through, free_costs)
+    unserved = _unreachable(network, matrix, od_costs, unreachable)
+    if warm_start is not None and warm_start.network.n_links != network.n_links:
+        raise ValueError("warm_start comes from a network with other links")
+    chosen = "path" if method == "auto" else method
+    solve = _solve_paths if chosen == "path" else _solve_bfw
+    history, flows, state, converged = solve(
+        graph, matrix, gap, max_iterations, warm_start, progress, time_limit_s, inner_sweeps,
+        started)
+    cost, _ = graph.costs(flows)
+    return AssignmentResult(network, flows, cost, history, chosen, converged, unserved,
+                            demand=matrix, state=state)
+
+
+class _Graph:
+    """The solver's arrays of a network: forward star of open links, BPR parameters."""
+
+    def __init__(self, network: RoadNetwork) -> None:
+        links = network.links
+        position = network.node_positions()
+        self.n_nodes = len(position)
+        self.n_links = len(links)
+        self.tail = position.loc[links["init_node"]].to_numpy(np.int64)
+        self.head = position.loc[links["term_node"]].to_numpy(np.int64)
+        self.link_open = links["open"].to_numpy(bool)
+        open_links = np.flatnonzero(self.link_open)
+        by_tail = open_links[np.argsort(self.tail[open_links], kind="stable")]
+        self.fs_link = by_tail.astype(np.int64)
+        self.fs_start = np.searchsorted(self.tail[by_tail], np.arange(self.n_nodes + 1)).astype(np.int64)
+        self.through = network.nodes["through"].to_numpy(bool)
+        self.zone_pos = position.loc[network.zone_nodes].to_numpy(np.int64)
+        self.fft = links["free_flow_time_min"].to_numpy(float)
+        self.cap = links["capacity_veh_h"].to_numpy(float)
+        self.alpha = links["alpha"].to_numpy(float)
+        self.beta = links["beta"].to_numpy(float)
+        self.fixed = links["fixed_cost_min"].to_numpy(float)
+
+    def bpr(self) -> tuple[np.ndarray, ...]:
+        return self.fft, self.cap, self.alpha, self.beta, self.fixed
+
+    def costs(self, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cost, deriv = np.empty(self.n_links), np.empty(self.n_links)
+        link_costs(flows, *self.bpr(), cost, deriv)
+        return cost, deriv
+
+    def beckmann(self, flows: np.ndarray) -> float:
+        ratio = np.divide(flows, self.cap, out=np.zeros(self.n_links), where=self.cap > 0)
+        return float(np.sum(self.fft * flows * (1.0 + self.alpha * ratio ** self.beta
+                                                / (self.beta + 1.0)) + self.fixed * flows))
+
+    def shortest_costs(self, cost: np.ndarray) -> np.ndarray:
+        return zone_costs(self.zone_pos, self.fs_start, self.fs_link, self.head, self.through,
+                          cost)
+
+
+def _checked_demand(network: RoadNetwork, demand: np.ndarray) -> np.ndarray:
+    matrix = np.array(demand, dtype=float)
+    z = network.zones
+    if matrix.shape != (z, z):
+        raise BadInput(f"demand: expected a {z} x {z} matrix (the zones of "
+                       f"{network.name or 'the network'}), got shape {matrix.shape}")
+    bad = ~np.isfinite(matrix) | (matrix < 0)
+    if bad.any():
+        o, d = np.argwhere(bad)[0]
+        raise BadInput(f"demand: zone {network.zone_nodes[o]} -> {network.zone_nodes[d]} has "
+                       f"{matrix[o, d]} veh/h; expected a finite number >= 0")
+    np.fill_diagonal(matrix, 0.0)          # trips inside a zone use no link
+    return matrix
+
+
+def _unreachable(network: RoadNetwork, matrix: np.ndarray, od_costs: np.ndarray,
+                 policy: str) -> pd.DataFrame:
+    """Demand with no path: raise, or take it out of ``matrix`` and return it as a table."""
+    lost = (matrix > 0) & ~np.isfinite(od_costs)
+    o, d = np.nonzero(lost)
+    zones = network.zone_nodes
+    if len(o) and policy == "error":
+        closed = int((~network.links["open"]).sum())
+        raise BadInput(f"{network.name or 'network'}: no path from zone {zones[o[0]]} to zone "
+                       f"{zones[d[0]]} (demand {matrix[o[0], d[0]]:g} veh/h"
+                       f"{f', {closed} links closed' if closed else ''}); {len(o)} OD pair(s) "
+                       f"unreachable. Pass unreachable='drop' to report them as unserved")
+    table = pd.DataFrame({"origin": [zones[i] for i in o], "destination": [zones[j] for j in d],
+                          "demand_veh_h": matrix[o, d]})
+    matrix[lost] = 0.0
+    return table
+
+
+class _History:
+    """Per-iteration record and the stop test."""
+
+    def __init__(self, started: float, gap: float, max_iterations: int,
+                 time_limit_s: float | None, progress: bool) -> None:
+        self.rows: list[tuple[int, float, float, float, float]] = []
+        self.started, self.target, self.max_iterations = started, gap, max_iterations
+        self.time_limit_s = time_limit_s
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=max_iterations, desc="assignment", unit="it", leave=False,
+                            disable=None)
+
+    def record(self, graph: _Graph, matrix: np.ndarray, flows: np.ndarray,
+               cost: np.ndarray, sptt: float | None = None) -> bool:
+        """Add the current iteration; True when the run should stop."""
+        if sptt is None:
+            sptt = float(np.sum(matrix * np.where(matrix > 0, graph.shortest_costs(cost), 0.0)))
+        tstt = float(np.dot(flows, cost))
+        gap = (tstt - sptt) / tstt if tstt > 0 else 0.0
+        seconds = time.perf_counter() - self.started
+        self.rows.append((len(self.rows) + 1, gap, graph.beckmann(flows), tstt, seconds))
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(gap=f"{gap:.2e}")
+        return (gap <= self.target or len(self.rows) >= self.max_iterations
+                or (self.time_limit_s is not None and seconds >= self.time_limit_s))
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.rows) and self.rows[-1][1] <= self.target
+
+    def frame(self) -> pd.DataFrame:
+        if self.bar is not None:
+            self.bar.close()
+        return pd.DataFrame(self.rows, columns=["iteration", "relative_gap", "beckmann", "tstt",
+                                                "seconds"])
+
+
+def _solve_bfw(graph: _Graph, matrix: np.ndarray, gap: float, max_iterations: int,
+               warm_start: AssignmentResult | None, progress: bool,
+               time_limit_s: float | None, inner_sweeps: int, started: float):
+    """Bi-conjugate Frank-Wolfe; starts from a warm start's flows when they are still
+    feasible (same demand, nothing on a closed link), else from all-or-nothing."""
+    history = _History(started, gap, max_iterations, time_limit_s, progress)
+    flows = None
+    if (warm_start is not None and warm_start.demand is not None
+            and np.array_equal(warm_start.demand, matrix)
+            and not np.any(warm_start.link_flow_veh_h[~graph.link_open] > 0)):
+        flows = warm_start.link_flow_veh_h.copy()
+    if flows is None:
+        flows, _ = _aon(graph, matrix, graph.costs(np.zeros(graph.n_links))[0])
+    s1 = s2 = None
+    last_step = 1.0
+    while True:
+        cost, deriv = graph.costs(flows)
+        target, sptt = _aon(graph, matrix, cost)
+        if history.record(graph, matrix, flows, cost, sptt):
+            break
+        direction_point = _conjugate_point(flows, target, s1, s2, deriv, last_step)
+        direction = direction_point - flows
+        last_step = line_search(flows, direction, *graph.bpr())
+        flows = flows + last_step * direction
+        s2, s1 = s1, direction_point
+    return history.frame(), flows, None, history.converged
+
+
+def _aon(graph: _Graph, matrix: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, float]:
+    return all_or_nothing(graph.zone_pos, matrix, graph.fs_start, graph.fs_link, graph.head,
+                          graph.tail, graph.through, cost, graph.n_links)
+
+
+def _conjugate_point(x: np.ndarray, y: np.ndarray, s1: np.ndarray | None,
+                     s2: np.ndarray | None, hessian: np.ndarray, last_step: float) -> np.ndarray:
+    """The point the next step heads to: the all-or-nothing flows ``y`` made conjugate to the
+    previous one or two directions (Mitradjieva and Lindberg 2013); plain ``y`` after a full
+    step or when the weights come out negative."""
+    if s1 is None or last_step >= 1.0 - 1e-12:
+        return y
+    a = s1 - x
+    if s2 is None:
+        denominator = np.dot(a * hessian, y - s1)
+        if denominator == 0.0:
+            return y
+        weight = np.dot(a * hessian, y - x) / denominator
+        weight = min(max(weight, 0.0), 1.0 - 1e-6)
+        return weight * s1 + (1.0 - weight) * y
+    b = last_step * s1 - x + (1.0 - last_step) * s2
+    denominator_mu = np.dot(b * hessian, s2 - s1)
+    mu = -np.dot(b * hessian, y - x) / denominator_mu if denominator_mu != 0.0 else 0.0
+    mu = max(mu, 0.0)
+    denominator_nu = np.dot(a * hessian, a)
+    nu = (-np.dot(a * hessian, y - x) / denominator_nu if denominator_nu != 0.0 else 0.0)
+    nu = max(nu + mu * last_step / (1.0 - last_step), 0.0)
+    beta0 = 1.0 / (1.0 + mu + nu)
+    return beta0 * y + nu * beta0 * s1 + mu * beta0 * s2
+
+
+@dataclass
+class _PathState:
+    """Paths of a solution, kept for a warm start (arrays of :mod:`assignment_paths`)."""
+
+    od_orig: np.ndarray
+    od_dest: np.ndarray
+    od_head: np.ndarray
+    p_off: np.ndarray
+    p_len: np.ndarray
+    p_next: np.ndarray
+    p_flow: np.ndarray
+    buf: np.ndarray
+
+    @property
+    def n_paths(self) -> int:
+        count, k = 0, 0
+        for k in range(len(self.od_head)):
+            p = self.od_head[k]
+            while p >= 0:
+                count += 1
+                p = self.p_next[p]
+        return count
+
+
+def _solve_paths(graph: _Graph, matrix: np.ndarray, gap: float, max_iterations: int,
+                 warm_start: AssignmentResult | None, progress: bool,
+                 time_limit_s: float | None, inner_sweeps: int, started: float):
+    """Path-based gradient projection (see module doc)."""
+    history = _History(started, gap, max_iterations, time_limit_s, progress)
+    z = len(graph.zone_pos)
+    od_orig, od_dest = np.nonzero(matrix)
+    od_orig, od_dest = od_orig.astype(np.int64), od_dest.astype(np.int64)
+    od_demand = matrix[od_orig, od_dest]
+    od_start = np.searchsorted(od_orig, np.arange(z + 1)).astype(np.int64)
+    counts = np.zeros(4, np.int64)
+    previous = warm_start.state if warm_start is not None else None
+    if isinstance(previous, _PathState):
+        index = np.full((z, z), -1, np.int64)
+        index[od_orig, od_dest] = np.arange(len(od_orig))
+        od_head, p_off, p_len, p_next, p_flow, buf = transfer(
+            previous.od_orig, previous.od_dest, previous.od_head, previous.p_off,
+            previous.p_len, previous.p_next, previous.p_flow, previous.buf, graph.link_open,
+            index, len(od_orig), counts)
+    else:
+        size = 2 * len(od_orig) + 16
+        od_head = np.full(len(od_orig), -1, np.int64)
+        p_off, p_len, p_next = (np.empty(size, np.int64) for _ in range(3))
+        p_flow = np.empty(size)
+        buf = np.empty(8 * size, np.int64)
+    flows = flows_from_paths(od_head, p_off, p_len, p_next, p_flow, buf, graph.n_links)
+    cost, deriv = graph.costs(flows)
+    stamp_s = np.zeros(graph.n_links, np.int64)
+    stamp_p = np.zeros(graph.n_links, np.int64)
+    common = (od_start, od_dest, od_demand, od_head)
+    while True:
+        for with_paths in [True] + [False] * inner_sweeps:
+            p_off, p_len, p_next, p_flow, buf, bad = sweep(
+                with_paths, graph.zone_pos, *common, p_off, p_len, p_next, p_flow, buf, counts,
+                stamp_s, stamp_p, graph.fs_start, graph.fs_link, graph.head, graph.tail,
+                graph.through, *graph.bpr(), flows, cost, deriv)
+            if bad >= 0:      # cannot happen after the reachability check; guard anyway
+                raise RuntimeError(f"OD pair {bad} lost its path during the assignment")
+        flows = flows_from_paths(od_head, p_off, p_len, p_next, p_flow, buf, graph.n_links)
+        cost, deriv = graph.costs(flows)
+        if counts[2] > counts[1] // 2:
+            p_off, p_len, p_next, p_flow, buf = compact(od_head, p_off, p_len, p_next, p_flow,
+                                                         buf, counts)
+        if history.record(graph, matrix, flows, cost):
+            break
+    state = _PathState(od_orig, od_dest, od_head, p_off, p_len, p_next, p_flow, buf)
+    return history.frame(), flows, state, history.converged

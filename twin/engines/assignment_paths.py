@@ -1,0 +1,299 @@
+"""Numba kernels of path-based gradient projection: the path store and its sweeps.
+
+Paths are kept per OD pair (ODs sorted by origin, ``od_start[o]..od_start[o+1]``) as linked
+lists: ``od_head[k]`` is the first path of OD ``k``, ``p_next[p]`` the next; path ``p`` has
+``p_len[p]`` link indices at ``buf[p_off[p]:]`` and flow ``p_flow[p]``. Removed paths leave
+their links in ``buf`` until :func:`compact` copies the live ones. ``counts`` holds
+(paths, links used in buf, dead links in buf, stamp token).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from twin.engines.assignment_kernels import (INF, bpr_cost, bpr_derivative, shortest_tree,
+                                              tree_buffers)
+
+N_PATHS, N_BUF, N_DEAD, TOKEN = 0, 1, 2, 3
+
+
+@njit(cache=True)
+def _grown(a, size):
+    out = np.empty(size, a.dtype)
+    out[:len(a)] = a
+    return out
+
+
+@njit(cache=True, inline="always")
+def _path_cost(p, p_off, p_len, buf, cost):
+    c = 0.0
+    for i in range(p_off[p], p_off[p] + p_len[p]):
+        c += cost[buf[i]]
+    return c
+
+
+@njit(cache=True)
+def _cheapest(first, p_off, p_len, p_next, buf, cost):
+    s = -1
+    best = INF
+    p = first
+    while p >= 0:
+        c = _path_cost(p, p_off, p_len, buf, cost)
+        if c < best:
+            best = c
+            s = p
+        p = p_next[p]
+    return s
+
+
+@njit(cache=True, inline="always")
+def _move(a, delta, x, cost, deriv, fft, cap, alpha, beta, fixed):
+    v = x[a] + delta
+    if v < 0.0:
+        v = 0.0
+    x[a] = v
+    cost[a] = bpr_cost(v, fft[a], cap[a], alpha[a], beta[a], fixed[a])
+    deriv[a] = bpr_derivative(v, fft[a], cap[a], alpha[a], beta[a])
+
+
+@njit(cache=True)
+def _add_to_path(p, delta, p_off, p_len, buf, x, cost, deriv, fft, cap, alpha, beta, fixed):
+    for i in range(p_off[p], p_off[p] + p_len[p]):
+        _move(buf[i], delta, x, cost, deriv, fft, cap, alpha, beta, fixed)
+
+
+@njit(cache=True)
+def equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s, stamp_p,
+                   x, cost, deriv, fft, cap, alpha, beta, fixed):
+    """Move flow of OD ``k`` from its costlier paths to its cheapest (projected Newton step
+    on the links the two paths do not share); drop paths left without flow."""
+    first = od_head[k]
+    if first < 0 or p_next[first] < 0:
+        return
+    s = _cheapest(first, p_off, p_len, p_next, buf, cost)
+    counts[TOKEN] += 1
+    tok_s = counts[TOKEN]
+    for i in range(p_off[s], p_off[s] + p_len[s]):
+        stamp_s[buf[i]] = tok_s
+    prev = -1
+    p = first
+    while p >= 0:
+        nxt = p_next[p]
+        if p != s:
+            counts[TOKEN] += 1
+            tok_p = counts[TOKEN]
+            cp = 0.0
+            denom = 0.0
+            for i in range(p_off[p], p_off[p] + p_len[p]):
+                a = buf[i]
+                stamp_p[a] = tok_p
+                if stamp_s[a] != tok_s:
+                    cp += cost[a]
+                    denom += deriv[a]
+            cs = 0.0
+            for i in range(p_off[s], p_off[s] + p_len[s]):
+                a = buf[i]
+                if stamp_p[a] != tok_p:
+                    cs += cost[a]
+                    denom += deriv[a]
+            dc = cp - cs
+            if dc > 0.0:
+                fp = p_flow[p]
+                delta = fp if denom <= 0.0 else min(fp, dc / denom)
+                if delta >= fp * (1.0 - 1e-12):
+                    delta = fp
+                if delta > 0.0:
+                    for i in range(p_off[p], p_off[p] + p_len[p]):
+                        a = buf[i]
+                        if stamp_s[a] != tok_s:
+                            _move(a, -delta, x, cost, deriv, fft, cap, alpha, beta, fixed)
+                    for i in range(p_off[s], p_off[s] + p_len[s]):
+                        a = buf[i]
+                        if stamp_p[a] != tok_p:
+                            _move(a, delta, x, cost, deriv, fft, cap, alpha, beta, fixed)
+                    p_flow[p] = fp - delta
+                    p_flow[s] += delta
+            if p_flow[p] <= 0.0:
+                if prev < 0:
+                    od_head[k] = nxt
+                else:
+                    p_next[prev] = nxt
+                counts[N_DEAD] += p_len[p]
+                p = nxt
+                continue
+        prev = p
+        p = nxt
+
+
+@njit(cache=True)
+def sweep(with_paths, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_len, p_next,
+          p_flow, buf, counts, stamp_s, stamp_p, fs_start, fs_link, head, tail, through,
+          fft, cap, alpha, beta, fixed, x, cost, deriv):
+    """One Gauss-Seidel pass over the origins. With ``with_paths``, each origin's shortest
+    path tree first adds the new shortest paths and gives them any demand not yet on a path
+    (or takes away demand no longer there); then every OD is equilibrated. Returns the
+    (possibly grown) path arrays and the first OD with no path, or -1."""
+    n = len(fs_start) - 1
+    dist, pred, order, done, hkey, hitem = tree_buffers(n, len(fs_link))
+    for o in range(len(zone_pos)):
+        k0, k1 = od_start[o], od_start[o + 1]
+        if k0 == k1:
+            continue
+        origin = zone_pos[o]
+        if with_paths:
+            shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, order,
+                          done, hkey, hitem)
+        for k in range(k0, k1):
+            if with_paths:
+                dn = zone_pos[od_dest[k]]
+                if dist[dn] == INF:
+                    return p_off, p_len, p_next, p_flow, buf, k
+                best = INF
+                total = 0.0
+                p = od_head[k]
+                while p >= 0:
+                    best = min(best, _path_cost(p, p_off, p_len, buf, cost))
+                    total += p_flow[p]
+                    p = p_next[p]
+                sp_cost = 0.0
+                length = 0
+                u = dn
+                while u != origin:
+                    a = pred[u]
+                    sp_cost += cost[a]
+                    length += 1
+                    u = tail[a]
+                if best == INF or sp_cost < best - 1e-13 * best:
+                    if counts[N_PATHS] + 1 > len(p_off):
+                        size = 2 * len(p_off) + 16
+                        p_off, p_len = _grown(p_off, size), _grown(p_len, size)
+                        p_next, p_flow = _grown(p_next, size), _grown(p_flow, size)
+                    if counts[N_BUF] + length > len(buf):
+                        buf = _grown(buf, 2 * len(buf) + length + 16)
+                    new = counts[N_PATHS]
+                    counts[N_PATHS] += 1
+                    p_off[new] = counts[N_BUF]
+                    p_len[new] = length
+                    i = counts[N_BUF] + length - 1
+                    u = dn
+                    while u != origin:
+                        a = pred[u]
+                        buf[i] = a
+                        i -= 1
+                        u = tail[a]
+                    counts[N_BUF] += length
+                    p_flow[new] = 0.0
+                    p_next[new] = od_head[k]
+                    od_head[k] = new
+                    best = sp_cost
+                demand = od_demand[k]
+                deficit = demand - total
+                if deficit > 1e-12 * demand:
+                    p = _cheapest(od_head[k], p_off, p_len, p_next, buf, cost)
+                    p_flow[p] += deficit       # the cheapest path takes the missing demand
+                    _add_to_path(p, deficit, p_off, p_len, buf, x, cost, deriv, fft, cap,
+                                 alpha, beta, fixed)
+                elif deficit < -1e-12 * demand:
+                    ratio = demand / total
+                    p = od_head[k]
+                    while p >= 0:
+                        cut = p_flow[p] * (ratio - 1.0)
+                        p_flow[p] += cut
+                        _add_to_path(p, cut, p_off, p_len, buf, x, cost, deriv, fft, cap,
+                                     alpha, beta, fixed)
+                        p = p_next[p]
+            equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
+                           stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed)
+    return p_off, p_len, p_next, p_flow, buf, -1
+
+
+@njit(cache=True)
+def flows_from_paths(od_head, p_off, p_len, p_next, p_flow, buf, n_links):
+    """Link flows summed from the path flows (removes the drift of incremental updates)."""
+    x = np.zeros(n_links)
+    for k in range(len(od_head)):
+        p = od_head[k]
+        while p >= 0:
+            f = p_flow[p]
+            for i in range(p_off[p], p_off[p] + p_len[p]):
+                x[buf[i]] += f
+            p = p_next[p]
+    return x
+
+
+@njit(cache=True)
+def compact(od_head, p_off, p_len, p_next, p_flow, buf, counts):
+    """Copy the live paths to fresh arrays (after many were dropped)."""
+    live = counts[N_PATHS]
+    used = counts[N_BUF] - counts[N_DEAD]
+    n_off = np.empty(live + 16, np.int64)
+    n_len = np.empty(live + 16, np.int64)
+    n_next = np.empty(live + 16, np.int64)
+    n_flow = np.empty(live + 16)
+    n_buf = np.empty(used + 16, np.int64)
+    paths = 0
+    pos = 0
+    for k in range(len(od_head)):
+        p = od_head[k]
+        last = -1
+        while p >= 0:
+            n_off[paths] = pos
+            n_len[paths] = p_len[p]
+            n_flow[paths] = p_flow[p]
+            n_next[paths] = -1
+            for i in range(p_len[p]):
+                n_buf[pos + i] = buf[p_off[p] + i]
+            pos += p_len[p]
+            if last < 0:
+                od_head[k] = paths
+            else:
+                n_next[last] = paths
+            last = paths
+            paths += 1
+            p = p_next[p]
+    counts[N_PATHS] = paths
+    counts[N_BUF] = pos
+    counts[N_DEAD] = 0
+    return n_off, n_len, n_next, n_flow, n_buf
+
+
+@njit(cache=True)
+def transfer(old_orig, old_dest, old_head, p_off, p_len, p_next, p_flow, buf, link_open,
+             new_index, n_new_ods, counts):
+    """Carry the paths of a previous solution to a new OD list (``new_index[o, d]`` is the
+    new OD of zones o, d, or -1), keeping only paths whose links are all open."""
+    head = np.full(n_new_ods, -1, np.int64)
+    n_off = np.empty(len(p_off) + 16, np.int64)
+    n_len = np.empty(len(p_off) + 16, np.int64)
+    n_next = np.empty(len(p_off) + 16, np.int64)
+    n_flow = np.empty(len(p_off) + 16)
+    n_buf = np.empty(len(buf) + 16, np.int64)
+    paths = 0
+    pos = 0
+    for k in range(len(old_head)):
+        k_new = new_index[old_orig[k], old_dest[k]]
+        if k_new < 0:
+            continue
+        p = old_head[k]
+        while p >= 0:
+            usable = True
+            for i in range(p_off[p], p_off[p] + p_len[p]):
+                if not link_open[buf[i]]:
+                    usable = False
+                    break
+            if usable and p_flow[p] > 0.0:
+                n_off[paths] = pos
+                n_len[paths] = p_len[p]
+                n_flow[paths] = p_flow[p]
+                for i in range(p_len[p]):
+                    n_buf[pos + i] = buf[p_off[p] + i]
+                pos += p_len[p]
+                n_next[paths] = head[k_new]
+                head[k_new] = paths
+                paths += 1
+            p = p_next[p]
+    counts[N_PATHS] = paths
+    counts[N_BUF] = pos
+    counts[N_DEAD] = 0
+    return head, n_off, n_len, n_next, n_flow, n_buf
