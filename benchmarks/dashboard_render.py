@@ -101,9 +101,10 @@ def measure(driver, url: str, dashboard, ids, rng, updates: int) -> dict:
         for k in range(3600 // STEP_S):                      # one more hour
             add_step(feed, ids, last + (k + 1) * STEP_S, rng)
         deadline = time.monotonic() + 30
-        while driver.execute_script("return window.__dashboard.metrics.updates.length") <= u:
+        while driver.execute_script("const u = window.__dashboard.metrics.updates; "
+                                    "return u.length ? u[u.length - 1].steps : -1") < feed.version:
             if time.monotonic() > deadline:
-                raise RuntimeError("the page did not update within 30 s")
+                raise RuntimeError(f"the page did not show step {feed.version} within 30 s")
             time.sleep(0.02)
         time.sleep(0.3)                      # let the page settle before the next hour
     got = driver.execute_script("return window.__dashboard.metrics.updates")

@@ -269,7 +269,7 @@
       $("status").className = "status live";
       if (S.selected && S.follow && v.steps !== old.steps) drawChart(S.selected.sensor_id).catch(() => {});
       await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
-      metrics.updates.push({ fetch_ms: t1 - t0, draw_ms: t2 - t1, total_ms: performance.now() - t0, steps: v.steps });
+      if (jobs.length) metrics.updates.push({ fetch_ms: t1 - t0, draw_ms: t2 - t1, total_ms: performance.now() - t0, steps: v.steps });
     } catch (e) { message(e.message, true); }
     busy = false;
     if (pending) { const p = pending; pending = null; onUpdate(p); }
@@ -304,6 +304,7 @@
     document.body.dataset.ready = "1";
     const es = new EventSource("/api/events");
     es.addEventListener("update", e => onUpdate(JSON.parse(e.data)));
+    window.addEventListener("pagehide", () => es.close());
     es.onerror = () => { $("status").textContent = "reconnecting…"; $("status").className = "status"; };
   }
   main().catch(e => message(`the dashboard could not load: ${e.message}`, true));
