@@ -526,7 +526,9 @@ class SewerLayer(Layer):
         return {"inp_text": run.inp_text, "hotstart": run.save_hotstart(),
                 "time": run.current_time, "time_s": run.elapsed_s,
                 "rains": [(r.start_s, r.step_s, r.intensities.tolist(), r.gages) for r in self._rains],
-                "held": dict(self._held), "limits": dict(self._limits),
+                "held": dict(self._held),
+                "limits": {k: (own, count, run.conduit_flow_limit(k))
+                           for k, (own, count) in self._limits.items()},
                 "pending": list(self._pending)}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -542,8 +544,9 @@ class SewerLayer(Layer):
                        for t0, step, vals, g in state.get("rains", [])]
         for k, count in state.get("held", {}).items():
             self._held[int(k)] = count          # set closed again at each control step
-        for k, (own, count) in state.get("limits", {}).items():
+        for k, (own, count, current) in state.get("limits", {}).items():
             self._limits[int(k)] = (own, count)
+            self.run.set_conduit_flow_limit(int(k), current)
         self._pending = [(max(due - offset, 0.0), action, args)
                          for due, action, args in state.get("pending", [])]
 
