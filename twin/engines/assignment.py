@@ -155,7 +155,7 @@ def assign(network: RoadNetwork, demand: np.ndarray, gap: float = 1e-4,
            max_iterations: int = 500, method: Literal["auto", "path", "bfw"] = "auto",
            warm_start: AssignmentResult | None = None, progress: bool = False,
            unreachable: Literal["error", "drop"] = "error",
-           time_limit_s: float | None = None, inner_sweeps: int = 2) -> AssignmentResult:
+           time_limit_s: float | None = None, inner_sweeps: int = 4) -> AssignmentResult:
     """User-equilibrium link flows for ``demand`` (zones x zones, veh/h, zone order of
     ``network.zone_nodes``) down to relative ``gap`` or ``max_iterations``.
 
@@ -406,6 +406,14 @@ class _PathState:
         return count
 
 
+def _path_pass(graph: _Graph, common: tuple, arrays: tuple, counts: np.ndarray,
+               stamps: tuple, flows: np.ndarray, cost: np.ndarray, deriv: np.ndarray,
+               with_paths: bool, balance: bool) -> tuple:
+    return sweep(with_paths, balance, graph.zone_pos, *common, *arrays, counts, *stamps,
+                 graph.fs_start, graph.fs_link, graph.head, graph.tail, graph.through,
+                 *graph.bpr(), flows, cost, deriv)
+
+
 def _solve_paths(graph: _Graph, matrix: np.ndarray, gap: float, max_iterations: int,
                  warm_start: AssignmentResult | None, progress: bool,
                  time_limit_s: float | None, inner_sweeps: int, started: float):
@@ -433,23 +441,27 @@ def _solve_paths(graph: _Graph, matrix: np.ndarray, gap: float, max_iterations: 
         buf = np.empty(8 * size, np.int64)
     flows = flows_from_paths(od_head, p_off, p_len, p_next, p_flow, buf, graph.n_links)
     cost, deriv = graph.costs(flows)
-    stamp_s = np.zeros(graph.n_links, np.int64)
-    stamp_p = np.zeros(graph.n_links, np.int64)
+    stamps = (np.zeros(graph.n_links, np.int64), np.zeros(graph.n_links, np.int64))
     common = (od_start, od_dest, od_demand, od_head)
+    arrays = (p_off, p_len, p_next, p_flow, buf)
     while True:
-        for with_paths in [True] + [False] * inner_sweeps:
-            p_off, p_len, p_next, p_flow, buf, bad = sweep(
-                with_paths, graph.zone_pos, *common, p_off, p_len, p_next, p_flow, buf, counts,
-                stamp_s, stamp_p, graph.fs_start, graph.fs_link, graph.head, graph.tail,
-                graph.through, *graph.bpr(), flows, cost, deriv)
-            if bad >= 0:      # cannot happen after the reachability check; guard anyway
-                raise RuntimeError(f"OD pair {bad} lost its path during the assignment")
-        flows = flows_from_paths(od_head, p_off, p_len, p_next, p_flow, buf, graph.n_links)
+        # measure the gap at the current flows while adding the new shortest paths
+        *arrays, bad, sptt, moved = _path_pass(graph, common, arrays, counts, stamps, flows,
+                                               cost, deriv, with_paths=True, balance=False)
+        if bad >= 0:      # cannot happen after the reachability check; guard anyway
+            raise RuntimeError(f"OD pair {bad} lost its path during the assignment")
+        if moved:         # demand was put on paths: measure the new state exactly
+            flows = flows_from_paths(od_head, *arrays, graph.n_links)
+            cost, deriv = graph.costs(flows)
+        if history.record(graph, matrix, flows, cost, None if moved else sptt):
+            break
+        for _ in range(max(inner_sweeps, 1)):
+            *arrays, bad, sptt, moved = _path_pass(graph, common, arrays, counts, stamps, flows,
+                                                   cost, deriv, with_paths=False, balance=True)
+        flows = flows_from_paths(od_head, *arrays, graph.n_links)
         cost, deriv = graph.costs(flows)
         if counts[2] > counts[1] // 2:
-            p_off, p_len, p_next, p_flow, buf = compact(od_head, p_off, p_len, p_next, p_flow,
-                                                         buf, counts)
-        if history.record(graph, matrix, flows, cost):
-            break
+            arrays = compact(od_head, *arrays, counts)
+    p_off, p_len, p_next, p_flow, buf = arrays
     state = _PathState(od_orig, od_dest, od_head, p_off, p_len, p_next, p_flow, buf)
     return history.frame(), flows, state, history.converged

@@ -127,15 +127,19 @@ def equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_
 
 
 @njit(cache=True)
-def sweep(with_paths, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_len, p_next,
-          p_flow, buf, counts, stamp_s, stamp_p, fs_start, fs_link, head, tail, through,
+def sweep(with_paths, balance, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_len,
+          p_next, p_flow, buf, counts, stamp_s, stamp_p, fs_start, fs_link, head, tail, through,
           fft, cap, alpha, beta, fixed, x, cost, deriv):
-    """One Gauss-Seidel pass over the origins. With ``with_paths``, each origin's shortest
-    path tree first adds the new shortest paths and gives them any demand not yet on a path
-    (or takes away demand no longer there); then every OD is equilibrated. Returns the
-    (possibly grown) path arrays and the first OD with no path, or -1."""
+    """One pass over the origins. With ``with_paths``, each origin's shortest-path tree (at
+    the costs of the moment) adds the new shortest paths, gives them any demand not yet on a
+    path (or takes away demand no longer there) and adds demand x shortest cost to the SPTT.
+    With ``balance``, every OD is then equilibrated. Returns the (possibly grown) path
+    arrays, the first OD with no path (or -1), the SPTT and whether demand was moved onto or
+    off paths (then the SPTT is not that of one flow state)."""
     n = len(fs_start) - 1
     dist, pred, order, done, hkey, hitem = tree_buffers(n, len(fs_link))
+    sptt = 0.0
+    moved = False
     for o in range(len(zone_pos)):
         k0, k1 = od_start[o], od_start[o + 1]
         if k0 == k1:
@@ -148,7 +152,8 @@ def sweep(with_paths, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_
             if with_paths:
                 dn = zone_pos[od_dest[k]]
                 if dist[dn] == INF:
-                    return p_off, p_len, p_next, p_flow, buf, k
+                    return p_off, p_len, p_next, p_flow, buf, k, sptt, moved
+                sptt += od_demand[k] * dist[dn]
                 best = INF
                 total = 0.0
                 p = od_head[k]
@@ -190,11 +195,13 @@ def sweep(with_paths, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_
                 demand = od_demand[k]
                 deficit = demand - total
                 if deficit > 1e-12 * demand:
+                    moved = True
                     p = _cheapest(od_head[k], p_off, p_len, p_next, buf, cost)
                     p_flow[p] += deficit       # the cheapest path takes the missing demand
                     _add_to_path(p, deficit, p_off, p_len, buf, x, cost, deriv, fft, cap,
                                  alpha, beta, fixed)
                 elif deficit < -1e-12 * demand:
+                    moved = True
                     ratio = demand / total
                     p = od_head[k]
                     while p >= 0:
@@ -203,9 +210,10 @@ def sweep(with_paths, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_
                         _add_to_path(p, cut, p_off, p_len, buf, x, cost, deriv, fft, cap,
                                      alpha, beta, fixed)
                         p = p_next[p]
-            equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
-                           stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed)
-    return p_off, p_len, p_next, p_flow, buf, -1
+            if balance:
+                equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
+                               stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed)
+    return p_off, p_len, p_next, p_flow, buf, -1, sptt, moved
 
 
 @njit(cache=True)
