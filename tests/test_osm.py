@@ -118,3 +118,19 @@ def test_not_osm_and_missing_files_are_bad_input(tmp_path: Path):
         load_osm(broken)
     with pytest.raises(BadInput, match=r"absent\.osm: no such"):
         load_osm(tmp_path / "absent.osm")
+
+
+def test_osm_command_json_and_bad_file(tmp_path: Path, capsys):
+    from twin.cli import main
+
+    path = shared_file("osm", "monaco.osm.gz")
+    assert main(["traffic", "osm", str(path), "--trips", "2000", "--json"]) == 0
+    import json
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["streets"] > 500 and out["oneway_streets"] > 100
+    assert out["assignment"]["relative_gap"] <= 1e-4
+    assert out["assignment"]["unserved_demand_veh_h"] == 0
+    footway = tmp_path / "footway.osm"
+    footway.write_text(MINI_OSM.format(ways=_way(10, [1, 2], highway="footway")))
+    assert main(["traffic", "osm", str(footway)]) == 2
+    assert "no drivable streets" in capsys.readouterr().err

@@ -226,3 +226,19 @@ def test_main_break_scenario_report_shows_the_travel_time_change_and_map(tmp_pat
     assert "traffic.incident_extra_veh_h" in page
     for name in ("traffic_tstt.png", "traffic_closure_main_break_traffic.png"):
         assert (tmp_path / name).stat().st_size > 20_000
+
+
+def test_day_command_json(capsys):
+    import json
+
+    from twin.cli import main
+
+    assert main(["traffic", "day", "--hours", "9", "--close", "s324@7:30+1h", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["assignments"] >= 10 and out["kpis"]["incident_extra_veh_h"] > 0
+    first = out["incidents"][0]
+    assert first["kinds"] == ["StreetClosed"] and first["time_s"] == 7.5 * 3600
+    closed = [r for r in out["most_affected_first_incident"] if r["street_id"] == "s324"]
+    assert closed and all(r["time_change_s"] is None for r in closed)
+    assert main(["traffic", "day", "--hours", "1", "--close", "nowhere@7:30"]) == 2
+    assert "unknown street 'nowhere'" in capsys.readouterr().err

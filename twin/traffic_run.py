@@ -72,19 +72,19 @@ def simulate_city_day(population: int = 50_000, city_seed: int = 0, seed: int = 
         "kpis": layer.kpis(),
         "incidents": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items()}
                       for row in layer.incidents],
-        "most_affected_last_incident": _affected(layer),
+        "most_affected_first_incident": _affected(layer),
     }
 
 
 def _affected(layer) -> list[dict]:
-    change = layer.incident_change(top=10)
+    change = layer.incident_change(top=10, which=0)
     if change is None:
         return []
     table = change.most_affected
     return [{"street_id": row.street_id, "from": row.init_node, "to": row.term_node,
              "flow_change_veh_h": round(float(row.flow_change_veh_h), 1),
              "time_change_s": round(60 * float(row.time_change_min), 2)
-             if np.isfinite(row.time_change_min) else None}
+             if row.open_after and np.isfinite(row.time_change_min) else None}
             for row in table.itertuples() if row.street_id is not None]
 
 

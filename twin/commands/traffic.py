@@ -149,4 +149,6 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object on the last line")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_assign)
+    from twin.traffic_commands import register_commands   # day (demo city) and osm files
+    register_commands(sub)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -116,7 +116,7 @@ class TrafficLayer(Layer):
         self._since_s = 0.0
         self._hour = 0
         self._causes: list[Event] = []             # incidents since the last solution
-        self._last_incident: tuple[AssignmentResult, AssignmentResult] | None = None
+        self._incident_pairs: list[tuple[AssignmentResult, AssignmentResult]] = []
         self._restored: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ build
@@ -209,7 +209,7 @@ class TrafficLayer(Layer):
         self._publish(now, before, cause)
         self._record(now, before if incident else None)
         if incident:
-            self._last_incident = (before, result)
+            self._incident_pairs.append((before, result))
             self.incidents.append({
                 "time_s": now, "event_ids": tuple(c.event_id for c in causes),
                 "kinds": tuple(c.kind for c in causes),
@@ -241,12 +241,13 @@ class TrafficLayer(Layer):
             t.incident_extra_veh_h += (self.result.tstt_veh_h - self.intact.tstt_veh_h) * hours
         t.unserved_veh += float(self.result.unserved["demand_veh_h"].sum()) * hours
 
-    def incident_change(self, top: int = 10) -> AssignmentChange | None:
-        """The last incident's change of total travel time and its ``top`` most affected
-        links (same demand before and after), or None before any incident."""
-        if self._last_incident is None:
+    def incident_change(self, top: int = 10, which: int = -1) -> AssignmentChange | None:
+        """An incident's change of total travel time and its ``top`` most affected links
+        (same demand before and after); ``which`` indexes :attr:`incidents` (default the
+        last). None before any incident."""
+        if not self._incident_pairs:
             return None
-        return compare(*self._last_incident, top=top)
+        return compare(*self._incident_pairs[which], top=top)
 
     def _street_values(self, result: AssignmentResult) -> tuple[np.ndarray, np.ndarray]:
         return (result.link_flow_veh_h[self._street_link],
