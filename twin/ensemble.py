@@ -79,7 +79,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None,
             client.close()
         return
     cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                           processes=True, dashboard_address=None,
+                           processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR)
     try:
         client = Client(cluster, set_as_default=False)

@@ -22,8 +22,10 @@ def plot_kpi_distributions(members: pd.DataFrame, kpis: list[str], path: Path) -
     for i, kpi in enumerate(kpis):
         ax = fig.add_subplot(rows, cols, i + 1)
         values = done[kpi].astype(float).dropna().to_numpy()
-        ax.hist(values, bins=min(40, max(5, len(values) // 5)), color=COLORS[i % len(COLORS)],
-                alpha=0.8)
+        spread = np.ptp(values) > 1e-9 * max(1.0, float(np.abs(values).max()))
+        ax.hist(values, bins=min(40, max(5, len(values) // 5)) if spread else 1,
+                range=None if spread else (values[0] - 0.5, values[0] + 0.5),
+                color=COLORS[i % len(COLORS)], alpha=0.8)
         for q, style in ((50, "-"), (95, "--")):
             ax.axvline(np.percentile(values, q), color="k", lw=0.9, ls=style,
                        label=f"p{q} {np.percentile(values, q):.4g}")
@@ -32,6 +34,25 @@ def plot_kpi_distributions(members: pd.DataFrame, kpis: list[str], path: Path) -
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     fig.suptitle(f"KPIs across {len(done)} members", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _map(streets):
+    """A map canvas with the streets (if any) drawn faintly underneath."""
+    fig = figure(8.0, 7.5)
+    ax = fig.add_subplot()
+    if streets is not None and not streets.empty:
+        streets.plot(ax=ax, color="0.9", linewidth=0.5, zorder=1)
+    return fig, ax
+
+
+def _save_map(fig, ax, title: str, path: Path) -> Path:
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.tick_params(labelsize=7)
+    ax.ticklabel_format(useOffset=False, style="plain")
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -51,10 +72,7 @@ def plot_criticality_map(score: pd.Series, links, kpi: str, path: Path,
     ``top`` most critical labelled; links not analysed are drawn thin and grey."""
     if score.empty or links is None or links.empty:
         return None
-    fig = figure(8.0, 7.5)
-    ax = fig.add_subplot()
-    if streets is not None and not streets.empty:
-        streets.plot(ax=ax, color="0.9", linewidth=0.5, zorder=1)
+    fig, ax = _map(streets)
     links.plot(ax=ax, color="0.75", linewidth=0.6, zorder=2)
     hit = links.loc[[i for i in score.index if i in links.index]]
     values = score.loc[hit.index].to_numpy(dtype=float)
@@ -69,13 +87,7 @@ def plot_criticality_map(score: pd.Series, links, kpi: str, path: Path,
                         xytext=(3, 3), textcoords="offset points",
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8,
                               "lw": 0})
-    ax.set_aspect("equal")
-    ax.set_title(f"Most critical pipes ({len(hit)} analysed)")
-    ax.tick_params(labelsize=7)
-    ax.ticklabel_format(useOffset=False, style="plain")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save_map(fig, ax, f"Most critical pipes ({len(hit)} analysed)", path)
 
 
 def node_risk(elements: pd.DataFrame, service_pressure_m: float,
@@ -93,10 +105,7 @@ def plot_risk_map(risk: pd.Series, nodes, links, service_pressure_m: float, path
     """Junctions coloured by the share of members leaving them below service pressure."""
     if risk.empty or nodes is None or nodes.empty:
         return None
-    fig = figure(8.0, 7.5)
-    ax = fig.add_subplot()
-    if streets is not None and not streets.empty:
-        streets.plot(ax=ax, color="0.9", linewidth=0.5, zorder=1)
+    fig, ax = _map(streets)
     if links is not None and not links.empty:
         links.plot(ax=ax, color="0.7", linewidth=0.5, zorder=2)
     geo = nodes.loc[[i for i in risk.index if i in nodes.index]]
@@ -107,10 +116,4 @@ def plot_risk_map(risk: pd.Series, nodes, links, service_pressure_m: float, path
                     s=10 + 40 * values[order], zorder=3, linewidths=0)
     fig.colorbar(sc, ax=ax, shrink=0.6,
                  label=f"share of members below {service_pressure_m:g} m")
-    ax.set_aspect("equal")
-    ax.set_title("Risk of low pressure per junction across the ensemble")
-    ax.tick_params(labelsize=7)
-    ax.ticklabel_format(useOffset=False, style="plain")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save_map(fig, ax, "Risk of low pressure per junction across the ensemble", path)
