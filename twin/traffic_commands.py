@@ -8,35 +8,16 @@ import argparse
 import json
 
 
-def _population(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1000:
-        raise argparse.ArgumentTypeError(f"expected a whole number of inhabitants >= 1000, "
-                                         f"got {text!r}")
-    return value
-
-
 def _hours(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 24 * 14:
-        raise argparse.ArgumentTypeError(f"expected hours in (0, 336], got {text!r}")
-    return value
+    from twin.cli import _finite_float
+
+    return _finite_float(text, True, "a number of hours")
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+    from twin.cli import _non_negative as check
+
+    return check(text)
 
 
 def cmd_day(args: argparse.Namespace) -> int:
@@ -95,7 +76,9 @@ def register_commands(sub) -> None:
     """Add ``day`` and ``osm`` to the ``twin traffic`` subparsers ``sub``."""
     p = sub.add_parser("day", help="a day of the demo city's traffic, hourly equilibria, "
                                    "with street closures")
-    p.add_argument("--population", type=_population, default=50_000,
+    from twin.cli import _positive_int
+
+    p.add_argument("--population", type=_positive_int, default=50_000,
                    help="inhabitants of the generated city (default 50000)")
     p.add_argument("--city-seed", type=int, default=0, help="layout of the city (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")

@@ -43,6 +43,8 @@ def simulate_city_day(population: int = 50_000, city_seed: int = 0, seed: int = 
     from twin.networks.traffic import TrafficLayer
     from twin.twin import Twin
 
+    if population < 1000:
+        raise BadInput(f"population: expected >= 1000 inhabitants, got {population}")
     t0 = time.perf_counter()
     city = generate_city(population, seed=city_seed)
     twin = Twin(city=city, seed=seed)
