@@ -222,3 +222,18 @@ def test_readings_api_refuses_unknown_ids_and_negative_fills(city) -> None:
 def test_strategy_name_is_checked() -> None:
     with pytest.raises(BadInput, match="fixed, sensor"):
         WasteLayer(strategy="weekly")
+
+
+def test_sensor_faults_matter_to_the_sensor_strategy(city) -> None:
+    perfect = SensorFaults(noise_sigma=0.0, missing_p=0.0, stuck_per_week=0.0, drift_per_week=0.0)
+    heavy = SensorFaults(noise_sigma=0.08, missing_p=0.3, stuck_per_week=0.2, drift_per_week=0.2,
+                         drift_sigma_per_day=0.04)
+    kpis = {}
+    for name, faults in (("perfect", perfect), ("heavy", heavy)):
+        twin, layer = _twin(city, "sensor", faults=faults)
+        twin.run(14 * 86400.0)
+        kpis[name] = layer.kpis()
+    assert kpis["perfect"]["container_overflows"] == 0
+    assert kpis["heavy"]["sensor_stuck_episodes"] > 10
+    assert kpis["heavy"]["container_overflows"] > 3
+    assert kpis["heavy"]["overflow_container_hours"] > 20
