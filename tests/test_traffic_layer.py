@@ -242,3 +242,32 @@ def test_day_command_json(capsys):
     assert closed and all(r["time_change_s"] is None for r in closed)
     assert main(["traffic", "day", "--hours", "1", "--close", "nowhere@7:30"]) == 2
     assert "unknown street 'nowhere'" in capsys.readouterr().err
+
+
+def test_city_streets_become_two_links_with_class_capacity_and_junction_delays(city):
+    from twin.networks.road_city import JUNCTION_DELAY_S
+
+    layer = Twin(city=city, seed=0).add_layer(TrafficLayer())
+    links = layer.base_network.links
+    streets = links[links["street_id"].notna()]
+    assert len(streets) == 2 * len(city.streets)
+    arterial = streets[streets["street_class"] == "arterial"]
+    local = streets[streets["street_class"] == "local"]
+    assert (arterial["capacity_veh_h"] == 900.0).all() and (local["capacity_veh_h"] == 600.0).all()
+    run_s = streets["length_m"] / (streets["speed_kph"] / 3.6)
+    delay_s = streets["free_flow_time_min"] * 60 - run_s
+    np.testing.assert_allclose(delay_s, streets["junction_delay_s"], atol=1e-9)
+    # an arterial ending where arterials cross waits at the signals; local streets at a
+    # crossing of local streets give priority to the right
+    cls = pd.concat([city.streets.set_index("u")["street_class"],
+                     city.streets.set_index("v")["street_class"]])
+    majors = (cls == "arterial").groupby(level=0).sum()
+    at_signals = arterial[arterial["term_node"].map(majors) >= 3]
+    assert len(at_signals) > 20
+    assert (at_signals["junction_delay_s"] == JUNCTION_DELAY_S["signals"]).all()
+    degree = cls.groupby(level=0).size()
+    minor = local[(local["term_node"].map(majors) == 0) & (local["term_node"].map(degree) >= 3)]
+    assert len(minor) > 20 and (minor["junction_delay_s"] == JUNCTION_DELAY_S["minor"]).all()
+    # zones carry no through traffic
+    zones = layer.base_network.zone_nodes
+    assert not layer.base_network.nodes.loc[zones, "through"].any()

@@ -56,6 +56,13 @@ ROAD_CLASSES: dict[str, RoadClass] = {
     "arterial": RoadClass(50.0, 1, 900.0),     # the demo city's classes
     "local": RoadClass(30.0, 1, 600.0),
 }
+MAJOR_CLASSES = ("trunk", "primary", "secondary", "tertiary", "arterial")
+# Delay (s) added to a link's free-flow time for the junction at its end, by what meets there.
+# A signalised crossing of two major streets: cycle 80 s, half green -> uniform delay
+# C (1 - g/C)^2 / 2 = 10 s; a minor street giving way to a major one 6 s; priority to the
+# right between minor streets 3 s; a major street past minor side streets 2 s; a dead end or
+# a bend (two streets) nothing. Motorways are grade-separated: no junction delay.
+JUNCTION_DELAY_S = {"signals": 10.0, "give_way": 6.0, "minor": 3.0, "major_past_minor": 2.0}
 CONNECTOR_SPEED_KPH = 20.0            # driving from the car park or kerb to the network
 CONNECTOR_CAPACITY_VEH_H = 1e6        # never congested (alpha 0)
 
@@ -111,6 +118,28 @@ def connector_links(zone_ids: Sequence[Hashable], zone_xy: np.ndarray,
     return pd.DataFrame(rows)
 
 
+def junction_delays_s(streets: pd.DataFrame) -> pd.Series:
+    """Per node: (delay of a major street's link ending there, of a minor street's), from
+    :data:`JUNCTION_DELAY_S` by the streets meeting at the node."""
+    ends = pd.concat([streets["u"], streets["v"]], ignore_index=True)
+    is_major = pd.concat([streets["street_class"]] * 2, ignore_index=True).isin(MAJOR_CLASSES)
+    degree = ends.value_counts()
+    majors = ends[is_major.to_numpy()].value_counts().reindex(degree.index, fill_value=0)
+    d = JUNCTION_DELAY_S
+    out = {}
+    for node, n in degree.items():
+        m = int(majors[node])
+        if n <= 2:
+            out[node] = (0.0, 0.0)
+        elif m >= 3:
+            out[node] = (d["signals"], d["signals"])
+        elif m >= 1:
+            out[node] = (d["major_past_minor"], d["give_way"])
+        else:
+            out[node] = (d["minor"], d["minor"])
+    return pd.Series(out, dtype=object)
+
+
 def network_with_zones(streets: pd.DataFrame, node_xy: pd.DataFrame, zones: gpd.GeoDataFrame,
                        name: str, oneway: pd.Series | None = None,
                        source: str = "streets") -> RoadNetwork:
@@ -119,6 +148,13 @@ def network_with_zones(streets: pd.DataFrame, node_xy: pd.DataFrame, zones: gpd.
     first in the nodes table and carry no through traffic."""
     links = street_links(streets, oneway)
     links["link_type"] = 1
+    links["junction_delay_s"] = junction_delays_s(streets)[links["term_node"]].to_numpy() \
+        if len(links) else np.zeros(0)
+    links.loc[links["street_class"] == "motorway", "junction_delay_s"] = 0.0
+    major = links["street_class"].isin(MAJOR_CLASSES).to_numpy()
+    links["junction_delay_s"] = np.where(major, links["junction_delay_s"].map(lambda d: d[0]),
+                                         links["junction_delay_s"].map(lambda d: d[1]))
+    links["free_flow_time_min"] += links["junction_delay_s"] / 60.0
     zone_xy = np.column_stack([zones.geometry.x, zones.geometry.y])
     connectors = connector_links(list(zones.index), zone_xy, list(zones["nodes"]), node_xy)
     nodes = pd.concat([
