@@ -245,7 +245,7 @@ def read_flow(path: str | Path, network: RoadNetwork | None = None) -> pd.DataFr
     path = Path(path)
     rows = []
     for i, line in enumerate(_text_lines(path)):
-        body = line.split(";")[0].split()
+        body = [t for t in line.split(";")[0].split() if t != ":"]
         if not body or line.lstrip().startswith("~") or not body[0].lstrip("-").isdigit():
             continue
         if len(body) < 3:
