@@ -237,3 +237,14 @@ def test_sensor_faults_matter_to_the_sensor_strategy(city) -> None:
     assert kpis["heavy"]["sensor_stuck_episodes"] > 10
     assert kpis["heavy"]["container_overflows"] > 3
     assert kpis["heavy"]["overflow_container_hours"] > 20
+
+
+def test_snapshot_restore_continues_the_fill(city) -> None:
+    twin, layer = _twin(city, "fixed")
+    twin.run(2 * 86400.0)
+    state = layer.snapshot()
+    fork, forked = _twin(city, "fixed")
+    forked.restore(state)
+    assert np.array_equal(forked.fill.fill_l, layer.fill.fill_l)
+    assert np.array_equal(forked.estimator.collected_s, layer.estimator.collected_s)
+    assert forked.fill.fill_l.sum() != _twin(city, "fixed")[1].fill.fill_l.sum()
