@@ -23,7 +23,7 @@ Figures used (documented assumptions, change them through :class:`WasteConfig`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -61,7 +61,6 @@ class WasteConfig:
     transfer_speed_kph: float = 60.0
     sensor_share: float = 1.0                  # share of containers with a fill sensor
     kg_co2_per_km: float = 1.61                # ~60 L diesel/100 km x 2.68 kg CO2/L
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
