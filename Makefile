@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/water_steps.py
 	$(PY) benchmarks/bridge_ingest.py
+	$(PY) benchmarks/traffic_incidents.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
