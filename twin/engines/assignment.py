@@ -155,7 +155,7 @@ def assign(network: RoadNetwork, demand: np.ndarray, gap: float = 1e-4,
            max_iterations: int = 500, method: Literal["auto", "path", "bfw"] = "auto",
            warm_start: AssignmentResult | None = None, progress: bool = False,
            unreachable: Literal["error", "drop"] = "error",
-           time_limit_s: float | None = None, inner_sweeps: int = 4) -> AssignmentResult:
+           time_limit_s: float | None = None, inner_sweeps: int = 2) -> AssignmentResult:
     """User-equilibrium link flows for ``demand`` (zones x zones, veh/h, zone order of
     ``network.zone_nodes``) down to relative ``gap`` or ``max_iterations``.
 
@@ -438,7 +438,7 @@ def _solve_paths(graph: _Graph, matrix: np.ndarray, gap: float, max_iterations: 
         od_head = np.full(len(od_orig), -1, np.int64)
         p_off, p_len, p_next = (np.empty(size, np.int64) for _ in range(3))
         p_flow = np.empty(size)
-        buf = np.empty(8 * size, np.int64)
+        buf = np.empty(8 * size, np.int32)     # link indices: half the memory of int64
     flows = flows_from_paths(od_head, p_off, p_len, p_next, p_flow, buf, graph.n_links)
     cost, deriv = graph.costs(flows)
     stamps = (np.zeros(graph.n_links, np.int64), np.zeros(graph.n_links, np.int64))

@@ -239,7 +239,7 @@ def compact(od_head, p_off, p_len, p_next, p_flow, buf, counts):
     n_len = np.empty(live + 16, np.int64)
     n_next = np.empty(live + 16, np.int64)
     n_flow = np.empty(live + 16)
-    n_buf = np.empty(used + 16, np.int64)
+    n_buf = np.empty(used + 16, buf.dtype)
     paths = 0
     pos = 0
     for k in range(len(od_head)):
@@ -276,7 +276,7 @@ def transfer(old_orig, old_dest, old_head, p_off, p_len, p_next, p_flow, buf, li
     n_len = np.empty(len(p_off) + 16, np.int64)
     n_next = np.empty(len(p_off) + 16, np.int64)
     n_flow = np.empty(len(p_off) + 16)
-    n_buf = np.empty(len(buf) + 16, np.int64)
+    n_buf = np.empty(len(buf) + 16, buf.dtype)
     paths = 0
     pos = 0
     for k in range(len(old_head)):
