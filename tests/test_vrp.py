@@ -43,11 +43,13 @@ def _bks(name: str) -> tuple[Path, float]:
     return vrp, float(cost)
 
 
-@pytest.mark.parametrize("name,seconds", [("A-n32-k5", 2.0), ("P-n50-k7", 3.0)])
-def test_pyvrp_within_one_percent_of_best_known(name: str, seconds: float) -> None:
+# an iteration budget, not a time limit: the same result however busy the machine is
+# (1,000 iterations take about 0.3 s on a quiet core, 2.5 s on a crowded one)
+@pytest.mark.parametrize("name,seed", [("A-n32-k5", 1), ("P-n50-k7", 2)])
+def test_pyvrp_within_one_percent_of_best_known(name: str, seed: int) -> None:
     vrp, bks = _bks(name)
     instance = read_instance(vrp)
-    result = solve_cvrp(instance, seconds=seconds, seed=1)
+    result = solve_cvrp(instance, seconds=None, iterations=1000, seed=seed)
     assert result.feasible
     assert instance.check_routes(result.routes) == []
     assert result.cost == instance.route_cost(result.routes)
@@ -130,7 +132,7 @@ def test_cli_route_prints_cost_routes_feasible(tmp_path: Path, capsys) -> None:
 
     vrp, bks = _bks("A-n32-k5")
     sol = tmp_path / "out.sol"
-    assert main(["waste", "route", str(vrp), "--seconds", "1", "--seed", "2", "--json",
+    assert main(["waste", "route", str(vrp), "--seconds", "2", "--seed", "2", "--json",
                  "--out", str(sol)]) == 0
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert payload["feasible"] is True and len(payload["routes"]) >= 5
