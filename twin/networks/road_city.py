@@ -2,7 +2,8 @@
 
 Each undirected street becomes two directed links (``street_id`` kept on both) with
 capacity and BPR parameters by street class (:data:`ROAD_CLASSES`) and a free-flow time
-from its length and speed limit. Zones (groups of blocks, and gateways where arterials
+from its length and speed limit plus the delay of the junction at its end
+(:data:`JUNCTION_DELAY_S`). Zones (groups of blocks, and gateways where arterials
 leave the district; :func:`twin.networks.od_demand.city_zones`) are centroid nodes that
 do not carry through traffic (``through = False``, TNTP's first-thru-node rule), joined
 to the intersections their blocks are attached to by centroid connectors.
