@@ -271,3 +271,37 @@ def test_city_streets_become_two_links_with_class_capacity_and_junction_delays(c
     # zones carry no through traffic
     zones = layer.base_network.zone_nodes
     assert not layer.base_network.nodes.loc[zones, "through"].any()
+
+
+def test_scenario_street_closures_checked_and_turned_into_events(tmp_path):
+    from pathlib import Path
+
+    from twin.events import LanesReopened
+    from twin.run import build_twin
+    from twin.scenario import load_scenario
+    from twin.scenario_fields import ScenarioError
+
+    scenarios = Path(__file__).resolve().parents[1] / "scenarios"
+    good = tmp_path / "works.yaml"
+    good.write_text(f"extends: {scenarios / 'main_break_traffic.yaml'}\nname: works\nevents:\n"
+                    "  - {at: 17h, type: street_closure, streets: [s85], lanes: 1, duration: 2h}\n"
+                    "  - {at: 18h, type: street_closure, streets: [s86, s87]}\n")
+    spec = load_scenario(good)
+    events = [e for e in spec.to_events() if e.source == "scenario"]
+    kinds = [(e.kind, e.time_s) for e in events]
+    assert ("LanesClosed", 17 * 3600) in kinds and ("LanesReopened", 19 * 3600) in kinds
+    assert ("StreetClosed", 18 * 3600) in kinds
+    assert not any(e.kind == "StreetReopened" for e in events)
+    assert next(e for e in events if isinstance(e, LanesReopened)).street_ids == ("s85",)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {scenarios / 'main_break_traffic.yaml'}\nname: bad\nevents:\n"
+                   "  - {at: 17h, type: street_closure, streets: [s85, s9999]}\n")
+    with pytest.raises(ScenarioError) as err:
+        build_twin(load_scenario(bad)).close()
+    assert err.value.line == 4 and err.value.field == "events[1].streets[1]"
+    assert "unknown street 's9999'" in str(err.value)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"extends: {scenarios / 'main_break_traffic.yaml'}\nname: typo\n"
+                    "traffic: {flood_close_lsp: 20}\n")
+    with pytest.raises(ScenarioError, match="did you mean 'flood_close_lps'"):
+        load_scenario(typo)
