@@ -134,3 +134,21 @@ def test_osm_command_json_and_bad_file(tmp_path: Path, capsys):
     footway.write_text(MINI_OSM.format(ways=_way(10, [1, 2], highway="footway")))
     assert main(["traffic", "osm", str(footway)]) == 2
     assert "no drivable streets" in capsys.readouterr().err
+
+
+def test_clipped_extract_and_motorway(tmp_path: Path):
+    # a way running on to a node the extract does not hold (clipped to a box) keeps the rest
+    clipped = tmp_path / "clipped.osm"
+    clipped.write_text(MINI_OSM.format(
+        ways=_way(10, [1, 2, 3, 99], highway="residential") + _way(11, [3, 4], highway="road")
+        + _way(12, [4, 1], highway="motorway_link", maxspeed="none", oneway="no")))
+    osm = load_osm(clipped)
+    assert set(osm.streets["street_class"]) == {"residential", "road", "motorway"}
+    links = osm.network.links.set_index("street_class")
+    assert (links.loc["motorway", "junction_delay_s"] == 0).all()       # grade-separated
+    assert (links.loc["motorway", "capacity_veh_h"] == 2 * 2000.0).all()
+    one_way_only = tmp_path / "oneway.osm"
+    one_way_only.write_text(MINI_OSM.format(ways=_way(10, [1, 2], highway="residential",
+                                                      oneway="yes")))
+    with pytest.raises(BadInput, match="no strongly connected street network"):
+        load_osm(one_way_only)

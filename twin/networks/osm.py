@@ -3,8 +3,9 @@
 The file is read offline with ``osmnx.graph_from_xml`` (which takes an uncompressed path:
 a ``.gz`` is decompressed to a temporary file first). Only drivable ways are kept
 (:data:`DRIVABLE`, not ``access=no/private``, not areas), the graph is simplified to
-intersections and dead ends, cut to its largest strongly connected part (every zone can
-reach every other) and projected to a metric CRS (UTM by default). Missing ``lanes`` and
+intersections, dead ends and changes of street class, cut to its largest strongly connected
+part (every zone can reach every other; ways running on to nodes a clipped extract does not
+hold are cut there) and projected to a metric CRS (UTM by default). Missing ``lanes`` and
 ``maxspeed`` tags take the defaults of the way's ``highway`` class
 (:data:`twin.networks.road_city.ROAD_CLASSES`). Zones are squares of ``zone_size_m``
 whose centroid nodes connect to the ``connectors_per_zone`` intersections nearest the
@@ -69,7 +70,14 @@ def read_osm_graph(path: str | Path):
             raise BadInput(f"{path}: not OpenStreetMap XML (expected an <osm> root element "
                            f"at the start of the file, got {head[:40]!r})")
         try:
-            full = ox.graph_from_xml(xml, simplify=False, retain_all=True)
+            try:
+                full = ox.graph_from_xml(xml, simplify=False, retain_all=True)
+            except ValueError as exc:
+                if "missing nodes" not in str(exc):
+                    raise
+                # an extract clipped to a box: ways run on to nodes it does not hold
+                _drop_missing_node_refs(xml)
+                full = ox.graph_from_xml(xml, simplify=False, retain_all=True)
         except Exception as exc:                       # XML syntax, empty file...
             raise BadInput(f"{path}: osmnx cannot read this OpenStreetMap XML: "
                            f"{type(exc).__name__}: {exc}") from None
@@ -80,12 +88,31 @@ def read_osm_graph(path: str | Path):
         raise BadInput(f"{path}: no drivable streets (ways tagged highway="
                        f"{'/'.join(DRIVABLE)} or their _link variants, not access=no/private); "
                        "a road network needs at least one")
-    graph = ox.simplify_graph(full)
-    graph = ox.truncate.largest_component(graph, strongly=True)
+    # a change of street class is a node: a street is one class from end to end
+    graph = ox.simplify_graph(full, edge_attrs_differ=["highway"])
+    if graph.number_of_nodes():
+        graph = ox.truncate.largest_component(graph, strongly=True)
     if graph.number_of_edges() == 0:
-        raise BadInput(f"{path}: its drivable streets form no loop a car could drive "
-                       "both ways (no strongly connected street network)")
+        raise BadInput(f"{path}: its drivable streets hold no part where a car can get from "
+                       "every intersection to every other (no strongly connected street "
+                       "network: one-way streets only lead away?)")
     return graph
+
+
+def _drop_missing_node_refs(xml: Path) -> None:
+    """Rewrite ``xml`` without the way members that name nodes the file does not hold;
+    a way left with fewer than two nodes goes."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(xml)
+    root = tree.getroot()
+    held = {n.get("id") for n in root.iter("node")}
+    for way in list(root.iter("way")):
+        for nd in [nd for nd in way.findall("nd") if nd.get("ref") not in held]:
+            way.remove(nd)
+        if len(way.findall("nd")) < 2:
+            root.remove(way)
+    tree.write(xml, encoding="utf-8", xml_declaration=True)
 
 
 def _is_gzip(path: Path) -> bool:

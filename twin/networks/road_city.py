@@ -149,12 +149,11 @@ def network_with_zones(streets: pd.DataFrame, node_xy: pd.DataFrame, zones: gpd.
     first in the nodes table and carry no through traffic."""
     links = street_links(streets, oneway)
     links["link_type"] = 1
-    links["junction_delay_s"] = junction_delays_s(streets)[links["term_node"]].to_numpy() \
-        if len(links) else np.zeros(0)
-    links.loc[links["street_class"] == "motorway", "junction_delay_s"] = 0.0
+    delays = junction_delays_s(streets).reindex(links["term_node"]).to_numpy()
     major = links["street_class"].isin(MAJOR_CLASSES).to_numpy()
-    links["junction_delay_s"] = np.where(major, links["junction_delay_s"].map(lambda d: d[0]),
-                                         links["junction_delay_s"].map(lambda d: d[1]))
+    links["junction_delay_s"] = np.array([d[0] if m else d[1] for d, m in zip(delays, major)],
+                                         dtype=float)
+    links.loc[links["street_class"] == "motorway", "junction_delay_s"] = 0.0
     links["free_flow_time_min"] += links["junction_delay_s"] / 60.0
     zone_xy = np.column_stack([zones.geometry.x, zones.geometry.y])
     connectors = connector_links(list(zones.index), zone_xy, list(zones["nodes"]), node_xy)
