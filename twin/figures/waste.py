@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from twin.figures.common import COLORS, figure, time_axis, times
 from twin.results import Results
@@ -86,6 +87,7 @@ def plot_overflowing(results: Sequence[Results], path: Path) -> Path | None:
         ax.step(x_of(series.index), series.to_numpy(), where="post", lw=1.2,
                 color=COLORS[i % len(COLORS)], label=r.name)
     ax.set_ylabel("containers overflowing")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     time_axis(ax, xlabel)
