@@ -38,7 +38,7 @@ DURATION, HYDSTEP, PATTERNSTEP, PATTERNSTART, REPORTSTEP, REPORTSTART = 0, 1, 3,
 STARTTIME = 10
 TIMER, TIMEOFDAY = 2, 3           # simple control types
 PRV, PSV, PBV, FCV, TCV, GPV = 3, 4, 5, 6, 7, 8
-DEMANDMULT, EMITEXPON = 4, 3
+TRIALS, ACCURACY, DEMANDMULT, EMITEXPON = 0, 1, 4, 3
 JUNCTION, RESERVOIR, TANK = 0, 1, 2
 CVPIPE, PIPE, PUMP = 0, 1, 2
 NOSAVE = 0
@@ -168,6 +168,9 @@ def _load(library: str) -> ctypes.CDLL:
         lib.EN_getpatternlen.argtypes = [vp, ip, ctypes.POINTER(ip)]
         lib.EN_getpatternvalue.argtypes = [vp, ip, ip, ctypes.POINTER(dp)]
         lib.EN_deletecontrol.argtypes = [vp, ip]
+        lib.EN_setpatternvalue.argtypes = [vp, ip, ip, dp]
+        lib.EN_addcontrol.argtypes = [vp, ip, ip, dp, ip, dp, ctypes.POINTER(ip)]
+        lib.EN_saveinpfile.argtypes = [vp, ctypes.c_char_p]
         if hasattr(lib, "EN_getnodevalues"):
             lib.EN_getnodevalues.argtypes = [vp, ip, ctypes.POINTER(dp)]
             lib.EN_getlinkvalues.argtypes = [vp, ip, ctypes.POINTER(dp)]
@@ -350,6 +353,46 @@ class EpanetProject:
             self._check(self._lib.EN_getpatternvalue(self._ph, index, k + 1, ctypes.byref(v)))
             out[k] = v.value
         return out
+
+    def set_pattern_values(self, index: int, values: np.ndarray) -> None:
+        """Overwrite the multipliers of pattern ``index`` (1-based), same length."""
+        n = ctypes.c_int()
+        self._check(self._lib.EN_getpatternlen(self._ph, index, ctypes.byref(n)))
+        if len(values) != n.value:
+            raise ValueError(f"pattern {index}: {len(values)} values for a pattern of {n.value}")
+        for k, v in enumerate(np.asarray(values, dtype=float)):
+            self._check(self._lib.EN_setpatternvalue(self._ph, index, k + 1, float(v)),
+                        f"setting pattern {index}")
+
+    def pattern_index(self, pattern_id: str) -> int:
+        """1-based index of a pattern by its id (EpanetError if unknown)."""
+        v = ctypes.c_int()
+        self._check(self._lib.EN_getpatternindex(self._ph, pattern_id.encode(), ctypes.byref(v)),
+                    f"pattern {pattern_id!r}")
+        return v.value
+
+    def add_timer_control(self, link: int, time_s: float, setting: float) -> None:
+        """``LINK <link> <setting> AT TIME <time_s>`` (0-based link; 0 closes, 1 opens
+        a pump or a pipe)."""
+        index = ctypes.c_int()
+        self._check(self._lib.EN_addcontrol(self._ph, TIMER, link + 1, float(setting), 0,
+                                            float(time_s), ctypes.byref(index)),
+                    f"adding a timer control on {self.link_ids[link]}")
+
+    def restart_hydraulics(self) -> None:
+        """Back to time 0 with the current inputs (tank levels, statuses from the file's
+        initial values): one open project runs many simulations in a row."""
+        if not self._hyd_open:
+            self.open_hydraulics()
+            return
+        # 10 = EN_INITFLOW: start from the file's initial flows, not the last run's, so a
+        # re-run with the same inputs gives the same result (the solver's tolerance is loose)
+        self._check(self._lib.EN_initH(self._ph, NOSAVE + 10), "initialise hydraulics")
+        self.time_s = 0
+
+    def save_inp(self, path: str | os.PathLike) -> None:
+        """Write the project, with every value changed since loading, as an .inp file."""
+        self._check(self._lib.EN_saveinpfile(self._ph, str(path).encode()), f"writing {path}")
 
     def link_nodes(self, link: int) -> tuple[int, int]:
         """0-based start and end node indices of 0-based ``link``."""
