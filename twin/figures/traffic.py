@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from twin.figures.common import COLORS, event_lines, figure, time_axis, times
+from twin.figures.common import (COLORS, event_lines, figure, mark_incidents, time_axis,
+                                 times)
 from twin.results import Results
 
 CLOSURE_KINDS = ("StreetClosed", "LanesClosed")
@@ -98,14 +99,17 @@ def plot_closure_map(result: Results, path: Path) -> Path | None:
             ax=ax, column="change_s", cmap="RdBu_r", vmin=-lim, vmax=lim, lw=2.4, zorder=2,
             legend=True, legend_kwds={"label": "travel-time change [s per vehicle]",
                                       "shrink": 0.7})
+    mark_incidents(ax, result)             # a burst's flood, when water caused the closure
     hit = links[links["street_id"].isin(first["street_ids"])]
     if len(hit):
-        hit.plot(ax=ax, color="k", lw=4.5, zorder=3)
-        mid = hit.geometry.union_all().centroid
-        ax.scatter([mid.x], [mid.y], marker="X", s=160, c="#e31a1c", edgecolors="k", zorder=4,
-                   label=f"{'closed' if first['kind'] == 'StreetClosed' else 'lanes closed'}: "
-                         f"{', '.join(first['street_ids'][:4])}")
-        ax.legend(loc="lower left", fontsize=8)
+        from matplotlib.lines import Line2D
+
+        hit.plot(ax=ax, color="k", lw=5, zorder=5)
+        what = "closed" if first["kind"] == "StreetClosed" else "lanes closed"
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color="k", lw=5))
+        labels.append(f"{what}: {', '.join(first['street_ids'][:4])}")
+        ax.legend(handles, labels, loc="lower left", fontsize=8)
     intact = result.wide("traffic", "tstt_no_incident")
     rise = ""
     if not tstt.empty and at in tstt.index and at in intact.index:
