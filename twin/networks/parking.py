@@ -253,14 +253,17 @@ class ParkingLayer(Layer):
         hour_sum = np.zeros(len(self.ids))
         hour_n = 0
         hour_start = clock.now_s
+        day = clock.to_datetime(clock.now_s).date()
         while True:
             now = clock.now_s
             if now >= next_sensor - 1e-6:
                 self._record(now)
                 next_sensor = (math.floor(now / p.sensor_step_s + 1e-9) + 1) * p.sensor_step_s
             weekday, hod = self._calendar(now)
-            if hod < 1e-6 and now > 0:
+            today = clock.to_datetime(now).date()
+            if today != day:              # the first step of a new calendar day
                 self._adjust_prices(weekday)
+                day = today
             share = self._share()
             hour_sum += share
             hour_n += 1
@@ -323,10 +326,10 @@ class ParkingLayer(Layer):
         stay[~vis] = RESIDENT.sample_stay_s(rng, int((~vis).sum()))
         t_arr = now + rng.uniform(0, step, len(loc))
         order = np.argsort(t_arr, kind="stable")
-        placed = self._place_all(loc[order], vis[order])
+        placed = self._place_all(loc[order])
         self._settle(placed, t_arr[order], stay[order], vis[order])
 
-    def _place_all(self, loc: np.ndarray, visitor: np.ndarray) -> np.ndarray:
+    def _place_all(self, loc: np.ndarray) -> np.ndarray:
         """Where each arrival parks (location index, or -1 turned away); counts cruising."""
         p, t = self.params, self.tally
         speed = self._cruise_speed_ms()
