@@ -305,3 +305,25 @@ def test_scenario_street_closures_checked_and_turned_into_events(tmp_path):
                     "traffic: {flood_close_lsp: 20}\n")
     with pytest.raises(ScenarioError, match="did you mean 'flood_close_lps'"):
         load_scenario(typo)
+
+
+def test_layer_on_a_tntp_network_with_a_day_from_its_trips_file():
+    from tests.conftest import shared_file
+    from twin.networks.od_demand import OdDemand
+    from twin.networks.tntp import read_folder
+
+    network, trips = read_folder(shared_file("tntp", "SiouxFalls"))
+    demand = OdDemand.from_peak_matrix(trips, network.zone_nodes, peak_hour=8)
+    np.testing.assert_allclose(demand.hour(8), trips)
+    assert demand.hour(3).sum() < 0.01 * trips.sum()
+    twin = Twin(seed=0)
+    layer = twin.add_layer(TrafficLayer(network=network, demand=demand))
+    assert len(layer.known_streets) == 38            # 76 links, both directions of 38 pairs
+    twin.schedule([StreetClosed(time_s=8.5 * 3600, street_ids=("10-16",))])
+    twin.run(9 * 3600 + 60)
+    peak = assign(network, trips, gap=layer.gap)
+    tstt = twin.recorder.wide("traffic", "tstt")["all"]
+    assert tstt.loc[8 * 3600] == pytest.approx(peak.tstt_veh_h, rel=1e-3)
+    closure = layer.incidents[0]
+    assert closure["tstt_after_veh_h"] > closure["tstt_before_veh_h"]
+    assert np.isinf(twin.street_times_s["10-16"]) and np.isfinite(twin.street_times_s["1-2"])

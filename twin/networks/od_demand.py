@@ -55,6 +55,12 @@ NON_HOME = _profile([0, 0, 0, 0, 0, .2, 1, 3, 5, 7, 10, 12, 11, 9, 10, 10, 9, 7,
                      .5, .2, .1])
 
 
+# every purpose together, weighted by the default rates' daily trips (commute 0.46, other
+# home-based 0.75, non-home-based 0.3 per resident): a day's shape for a single matrix
+ALL_PURPOSES = _profile(list(0.23 * (WORK_OUT + WORK_BACK) + 0.375 * (OTHER_OUT + OTHER_BACK)
+                             + 0.3 * NON_HOME))
+
+
 @dataclass(frozen=True)
 class TripRates:
     """Weekday car-driver trip rates and the rules of the model (assumptions, see module).
@@ -232,6 +238,21 @@ class OdDemand:
 
     def hourly_totals(self) -> np.ndarray:
         return self.veh_h.sum(axis=(1, 2))
+
+    @classmethod
+    def from_peak_matrix(cls, matrix: np.ndarray, zone_ids: list, peak_hour: int = 8,
+                         profile: np.ndarray | None = None) -> "OdDemand":
+        """A day from one matrix of ``peak_hour`` (a TNTP trips file, veh/h): each hour is
+        that matrix times ``profile[h] / profile[peak_hour]`` (default: the weekday profile
+        of all purposes, :data:`ALL_PURPOSES`)."""
+        m = np.asarray(matrix, dtype=float)
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(zone_ids):
+            raise ValueError(f"from_peak_matrix: a {len(zone_ids)} x {len(zone_ids)} matrix "
+                             f"expected, got shape {m.shape}")
+        p = np.asarray(ALL_PURPOSES if profile is None else profile, dtype=float)
+        veh_h = np.einsum("h,ij->hij", p / p[peak_hour], m)
+        return cls(zone_ids=list(zone_ids), veh_h=veh_h,
+                   daily_by_purpose={"all": float(veh_h.sum())})
 
 
 def hourly_demand(zones: gpd.GeoDataFrame, cost_min: np.ndarray,

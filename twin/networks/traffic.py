@@ -22,7 +22,7 @@ back): ``flow`` (veh/h), ``travel_time`` (s), ``speed`` (km/h), and after an inc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -132,6 +132,8 @@ class TrafficLayer(Layer):
             self.base_network = city_road_network(city, self.zones)
             if self.streets is None:
                 self.streets = city.streets
+        elif self.base_network.links["street_id"].isna().all():
+            self.base_network = _with_street_ids(self.base_network)
         if self.demand is None:
             if self.zones is None:
                 raise ValueError("traffic layer: a prebuilt network needs its demand too")
@@ -458,6 +460,21 @@ class TrafficLayer(Layer):
                                     method=sol["method"], converged=True, state=sol["state"])
         self.result = back(state["result"], self.network)
         self.intact = back(state["intact"], self.base_network)
+
+
+def _with_street_ids(network: RoadNetwork) -> RoadNetwork:
+    """A copy where each link between two through nodes is on street ``"a-b"`` (its end
+    nodes in sorted order, so both directions share it); links of zone nodes stay off-street
+    (a TNTP network has no streets: its node pairs stand for them)."""
+    links = network.links.copy()
+    through = network.nodes["through"]
+    ends = links[["init_node", "term_node"]].astype(str)
+    pair = np.where(ends["init_node"] <= ends["term_node"],
+                    ends["init_node"] + "-" + ends["term_node"],
+                    ends["term_node"] + "-" + ends["init_node"])
+    on_street = (links["init_node"].map(through) & links["term_node"].map(through)).to_numpy(bool)
+    links["street_id"] = np.where(on_street, pair, None)
+    return replace(network, links=links)
 
 
 def _link_ids(links: pd.DataFrame, streets: gpd.GeoDataFrame | None) -> list[str]:
