@@ -327,3 +327,21 @@ def test_layer_on_a_tntp_network_with_a_day_from_its_trips_file():
     closure = layer.incidents[0]
     assert closure["tstt_after_veh_h"] > closure["tstt_before_veh_h"]
     assert np.isinf(twin.street_times_s["10-16"]) and np.isfinite(twin.street_times_s["1-2"])
+
+
+def test_a_zone_cut_off_by_closures_counts_its_trips_as_unserved(city):
+    twin = Twin(city=city, seed=0)
+    layer = twin.add_layer(TrafficLayer())
+    gate = layer.zones[layer.zones["kind"] == "gateway"].iloc[0]
+    node = gate["nodes"][0]
+    around = tuple(city.streets.index[(city.streets["u"] == node) | (city.streets["v"] == node)])
+    twin.schedule([StreetClosed(time_s=8 * 3600 + 60, street_ids=around),
+                   StreetReopened(time_s=8 * 3600 + 1260, street_ids=around)])
+    twin.run(8 * 3600 + 600)
+    cut = layer.result.unserved
+    assert len(cut) and set(cut["origin"]) | set(cut["destination"]) >= {gate.name}
+    twin.run(9 * 3600)
+    k = layer.kpis()
+    lost = float(cut["demand_veh_h"].sum()) * 1200 / 3600        # 20 minutes of it
+    assert k["unserved_trips_veh"] == pytest.approx(lost, rel=1e-6)
+    assert layer.result.unserved.empty
