@@ -120,8 +120,8 @@ def test_sioux_falls_at_gap_1e5_matches_the_best_known_objective(sioux_falls):
 
 def test_a_closure_warm_started_needs_fewer_iterations_than_cold(sioux_falls):
     """Closing 10->15 (a busy link) on Sioux Falls and re-equilibrating to 1e-6: measured
-    here, warm from the previous paths 29 iterations, cold 46, the same equilibrium; halving
-    its capacity instead: warm 18, cold 27."""
+    here, warm from the previous paths 28 iterations, cold 45, the same equilibrium; halving
+    its capacity instead: warm 18, cold 28."""
     net, demand = sioux_falls
     before = assign(net, demand, gap=1e-6, max_iterations=1000)
     link = net.link_index(10, 15)

@@ -63,7 +63,8 @@ def cmd_assign(args: argparse.Namespace) -> int:
            "relative_gap": result.relative_gap, "beckmann": result.beckmann,
            "tstt": result.tstt, "tstt_veh_h": result.tstt_veh_h, "seconds": result.seconds,
            "converged": result.converged, "read_seconds": load_s,
-           "time_unit": "min", "demand_veh_h": float(demand.sum())}
+           "time_unit": "min", "demand_veh_h": float(demand.sum()),
+           "history": result.history.to_dict("records")}
     flow_file = network.meta.get("files", {}).get("flow")
     if flow_file:
         best = read_flow(flow_file, network)
@@ -104,6 +105,10 @@ def cmd_assign(args: argparse.Namespace) -> int:
     print(f"{network.name}: {network.zones} zones, {len(network.nodes)} nodes, "
           f"{network.n_links} links (first thru node {network.first_thru_node}), "
           f"{demand.sum():,.1f} veh/h")
+    print("  iteration  relative gap        Beckmann            TSTT   seconds")
+    for row in result.history.itertuples():
+        print(f"  {row.iteration:9d}  {row.relative_gap:12.3e}  {row.beckmann:14,.1f}  "
+              f"{row.tstt:14,.1f}  {row.seconds:8.3f}")
     print(f"  {result.method}: {result.iterations} iterations, relative gap "
           f"{result.relative_gap:.3e} in {result.seconds:.2f} s "
           f"({'converged' if result.converged else 'NOT converged'})")

@@ -444,17 +444,24 @@ def _solve_paths(graph: _Graph, matrix: np.ndarray, gap: float, max_iterations: 
     stamps = (np.zeros(graph.n_links, np.int64), np.zeros(graph.n_links, np.int64))
     common = (od_start, od_dest, od_demand, od_head)
     arrays = (p_off, p_len, p_next, p_flow, buf)
+    first = True
+    first_pass = False
     while True:
         # measure the gap at the current flows while adding the new shortest paths
         *arrays, bad, sptt, moved = _path_pass(graph, common, arrays, counts, stamps, flows,
                                                cost, deriv, with_paths=True, balance=False)
         if bad >= 0:      # cannot happen after the reachability check; guard anyway
             raise RuntimeError(f"OD pair {bad} lost its path during the assignment")
-        if moved:         # demand was put on paths: measure the new state exactly
+        if moved:         # demand was put on paths (the first pass): the next pass measures
             flows = flows_from_paths(od_head, *arrays, graph.n_links)
             cost, deriv = graph.costs(flows)
-        if history.record(graph, matrix, flows, cost, None if moved else sptt):
+            first_pass, first = first, False
+            if first_pass and not isinstance(previous, _PathState):
+                continue  # all-or-nothing start: one path per OD, nothing to balance yet
+        if not (moved and first_pass) and history.record(
+                graph, matrix, flows, cost, None if moved else sptt):
             break
+        first = False
         for _ in range(max(inner_sweeps, 1)):
             *arrays, bad, sptt, moved = _path_pass(graph, common, arrays, counts, stamps, flows,
                                                    cost, deriv, with_paths=False, balance=True)

@@ -42,67 +42,54 @@ def link_costs(x, fft, cap, alpha, beta, fixed, cost, deriv):
 
 
 @njit(cache=True)
-def _heap_push(key, item, size, k, v):
-    i = size
-    key[i] = k
-    item[i] = v
-    while i > 0:
-        parent = (i - 1) >> 1
-        if key[parent] <= key[i]:
-            break
-        key[parent], key[i] = key[i], key[parent]
-        item[parent], item[i] = item[i], item[parent]
-        i = parent
-    return size + 1
-
-
-@njit(cache=True)
-def _heap_pop(key, item, size):
-    k, v = key[0], item[0]
-    size -= 1
-    key[0], item[0] = key[size], item[size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and key[left + 1] < key[left]:
-            child = left + 1
-        if key[i] <= key[child]:
-            break
-        key[i], key[child] = key[child], key[i]
-        item[i], item[child] = item[child], item[i]
-        i = child
-    return k, v, size
-
-
-@njit(cache=True)
 def tree_buffers(n_nodes, n_links):
-    """Work arrays of :func:`shortest_tree`: dist, pred, order, done, heap keys, heap items."""
+    """Work arrays of :func:`shortest_tree`: dist, pred, order, heap position, heap keys,
+    heap items."""
     return (np.empty(n_nodes), np.empty(n_nodes, np.int64), np.empty(n_nodes, np.int64),
-            np.empty(n_nodes, np.bool_), np.empty(n_links + 2), np.empty(n_links + 2, np.int64))
+            np.empty(n_nodes, np.int64), np.empty(n_nodes + 1), np.empty(n_nodes + 1, np.int64))
 
 
 @njit(cache=True)
 def shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, order,
-                  done, hkey, hitem):
-    """Dijkstra (binary heap) from node position ``origin``: ``dist``, ``pred`` (the link
-    into each node, -1 if none) and ``order`` (settled nodes, nearest first); returns how
-    many nodes were settled."""
+                  position, hkey, hitem):
+    """Dijkstra from node position ``origin`` with an indexed binary heap (decrease-key):
+    fills ``dist``, ``pred`` (the link into each node, -1 if none) and ``order`` (settled
+    nodes, nearest first); returns how many nodes were settled. ``position`` is the node's
+    place in the heap, -1 before it enters, -2 once settled."""
     n = len(dist)
     for u in range(n):
         dist[u] = INF
         pred[u] = -1
-        done[u] = False
+        position[u] = -1
     dist[origin] = 0.0
-    size = _heap_push(hkey, hitem, 0, 0.0, origin)
+    hkey[0] = 0.0
+    hitem[0] = origin
+    position[origin] = 0
+    size = 1
     count = 0
     while size > 0:
-        d, u, size = _heap_pop(hkey, hitem, size)
-        if done[u]:
-            continue
-        done[u] = True
+        u = hitem[0]
+        d = hkey[0]
+        position[u] = -2
+        size -= 1
+        if size > 0:                       # the last item sinks from the root
+            last_key, last = hkey[size], hitem[size]
+            i = 0
+            while True:
+                child = 2 * i + 1
+                if child >= size:
+                    break
+                if child + 1 < size and hkey[child + 1] < hkey[child]:
+                    child += 1
+                if hkey[child] >= last_key:
+                    break
+                hkey[i] = hkey[child]
+                hitem[i] = hitem[child]
+                position[hitem[i]] = i
+                i = child
+            hkey[i] = last_key
+            hitem[i] = last
+            position[last] = i
         order[count] = u
         count += 1
         if u != origin and not through[u]:
@@ -112,9 +99,25 @@ def shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, or
             v = head[a]
             nd = d + cost[a]
             if nd < dist[v]:
+                p = position[v]
+                if p == -2:
+                    continue
                 dist[v] = nd
                 pred[v] = a
-                size = _heap_push(hkey, hitem, size, nd, v)
+                if p == -1:
+                    p = size
+                    size += 1
+                while p > 0:                # the improved node rises
+                    parent = (p - 1) >> 1
+                    if hkey[parent] <= nd:
+                        break
+                    hkey[p] = hkey[parent]
+                    hitem[p] = hitem[parent]
+                    position[hitem[p]] = p
+                    p = parent
+                hkey[p] = nd
+                hitem[p] = v
+                position[v] = p
     return count
 
 
@@ -125,9 +128,9 @@ def zone_costs(zone_pos, fs_start, fs_link, head, through, cost):
     z = len(zone_pos)
     out = np.empty((z, z))
     for o in range(z):
-        dist, pred, order, done, hkey, hitem = tree_buffers(n, len(fs_link))
+        dist, pred, order, position, hkey, hitem = tree_buffers(n, len(fs_link))
         shortest_tree(zone_pos[o], fs_start, fs_link, head, through, cost, dist, pred, order,
-                      done, hkey, hitem)
+                      position, hkey, hitem)
         for d in range(z):
             out[o, d] = dist[zone_pos[d]]
     return out
@@ -138,13 +141,13 @@ def all_or_nothing(zone_pos, demand, fs_start, fs_link, head, tail, through, cos
     """Load every OD flow on its shortest path; returns (link flows, SPTT)."""
     n = len(fs_start) - 1
     z = len(zone_pos)
-    dist, pred, order, done, hkey, hitem = tree_buffers(n, len(fs_link))
+    dist, pred, order, position, hkey, hitem = tree_buffers(n, len(fs_link))
     load = np.zeros(n)
     y = np.zeros(n_links)
     sptt = 0.0
     for o in range(z):
         count = shortest_tree(zone_pos[o], fs_start, fs_link, head, through, cost, dist, pred,
-                              order, done, hkey, hitem)
+                              order, position, hkey, hitem)
         any_demand = False
         for d in range(z):
             q = demand[o, d]

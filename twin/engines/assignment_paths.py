@@ -53,8 +53,19 @@ def _move(a, delta, x, cost, deriv, fft, cap, alpha, beta, fixed):
     if v < 0.0:
         v = 0.0
     x[a] = v
-    cost[a] = bpr_cost(v, fft[a], cap[a], alpha[a], beta[a], fixed[a])
-    deriv[a] = bpr_derivative(v, fft[a], cap[a], alpha[a], beta[a])
+    b = beta[a]
+    if v == 0.0 or alpha[a] == 0.0 or fft[a] == 0.0 or b < 1.0:
+        cost[a] = bpr_cost(v, fft[a], cap[a], alpha[a], b, fixed[a])
+        deriv[a] = bpr_derivative(v, fft[a], cap[a], alpha[a], b)
+        return
+    r = v / cap[a]
+    if b == 4.0:
+        rb = r * r * r                  # (v/c)^(beta-1) without pow for the usual BPR
+    else:
+        rb = r ** (b - 1.0)
+    scale = fft[a] * alpha[a] * rb
+    cost[a] = fft[a] + scale * r + fixed[a]
+    deriv[a] = scale * b / cap[a]
 
 
 @njit(cache=True)
@@ -127,17 +138,85 @@ def equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_
 
 
 @njit(cache=True)
+def _origin_paths(origin, k0, k1, zone_pos, od_dest, od_demand, od_head, p_off, p_len, p_next,
+                  p_flow, buf, counts, dist, pred, tail, fft, cap, alpha, beta, fixed, x, cost,
+                  deriv):
+    """The shortest-path work of one origin (its tree in ``dist``/``pred``), on arrays with
+    room enough: add each OD's shortest path when it is new, put missing demand on the
+    cheapest path (or scale the paths down). Returns (first OD with no path or -1, SPTT of
+    the origin, whether demand moved)."""
+    sptt = 0.0
+    moved = False
+    for k in range(k0, k1):
+        dn = zone_pos[od_dest[k]]
+        if dist[dn] == INF:
+            return k, sptt, moved
+        sptt += od_demand[k] * dist[dn]
+        best = INF
+        total = 0.0
+        p = od_head[k]
+        while p >= 0:
+            best = min(best, _path_cost(p, p_off, p_len, buf, cost))
+            total += p_flow[p]
+            p = p_next[p]
+        sp_cost = 0.0
+        length = 0
+        u = dn
+        while u != origin:
+            a = pred[u]
+            sp_cost += cost[a]
+            length += 1
+            u = tail[a]
+        if best == INF or sp_cost < best - 1e-13 * best:
+            new = counts[N_PATHS]
+            counts[N_PATHS] += 1
+            p_off[new] = counts[N_BUF]
+            p_len[new] = length
+            i = counts[N_BUF] + length - 1
+            u = dn
+            while u != origin:
+                a = pred[u]
+                buf[i] = a
+                i -= 1
+                u = tail[a]
+            counts[N_BUF] += length
+            p_flow[new] = 0.0
+            p_next[new] = od_head[k]
+            od_head[k] = new
+        demand = od_demand[k]
+        deficit = demand - total
+        if deficit > 1e-12 * demand:
+            moved = True
+            p = _cheapest(od_head[k], p_off, p_len, p_next, buf, cost)
+            p_flow[p] += deficit       # the cheapest path takes the missing demand
+            _add_to_path(p, deficit, p_off, p_len, buf, x, cost, deriv, fft, cap, alpha, beta,
+                         fixed)
+        elif deficit < -1e-12 * demand:
+            moved = True
+            ratio = demand / total
+            p = od_head[k]
+            while p >= 0:
+                cut = p_flow[p] * (ratio - 1.0)
+                p_flow[p] += cut
+                _add_to_path(p, cut, p_off, p_len, buf, x, cost, deriv, fft, cap, alpha, beta,
+                             fixed)
+                p = p_next[p]
+    return -1, sptt, moved
+
+
+@njit(cache=True)
 def sweep(with_paths, balance, zone_pos, od_start, od_dest, od_demand, od_head, p_off, p_len,
           p_next, p_flow, buf, counts, stamp_s, stamp_p, fs_start, fs_link, head, tail, through,
           fft, cap, alpha, beta, fixed, x, cost, deriv):
     """One pass over the origins. With ``with_paths``, each origin's shortest-path tree (at
     the costs of the moment) adds the new shortest paths, gives them any demand not yet on a
     path (or takes away demand no longer there) and adds demand x shortest cost to the SPTT.
-    With ``balance``, every OD is then equilibrated. Returns the (possibly grown) path
-    arrays, the first OD with no path (or -1), the SPTT and whether demand was moved onto or
-    off paths (then the SPTT is not that of one flow state)."""
+    With ``balance``, every OD with several paths is then equilibrated. Returns the (possibly
+    grown) path arrays, the first OD with no path (or -1), the SPTT and whether demand was
+    moved onto or off paths (then the SPTT is not that of one flow state)."""
     n = len(fs_start) - 1
-    dist, pred, order, done, hkey, hitem = tree_buffers(n, len(fs_link))
+    dist, pred, order, position, hkey, hitem = tree_buffers(n, len(fs_link))
+    depth = np.zeros(n, np.int64)
     sptt = 0.0
     moved = False
     for o in range(len(zone_pos)):
@@ -146,74 +225,44 @@ def sweep(with_paths, balance, zone_pos, od_start, od_dest, od_demand, od_head, 
             continue
         origin = zone_pos[o]
         if with_paths:
-            shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, order,
-                          done, hkey, hitem)
-        for k in range(k0, k1):
-            if with_paths:
+            settled = shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred,
+                                    order, position, hkey, hitem)
+            depth[origin] = 0
+            for i in range(1, settled):          # links on each tree path, for the room needed
+                u = order[i]
+                depth[u] = depth[tail[pred[u]]] + 1
+            room = 0
+            for k in range(k0, k1):
                 dn = zone_pos[od_dest[k]]
-                if dist[dn] == INF:
-                    return p_off, p_len, p_next, p_flow, buf, k, sptt, moved
-                sptt += od_demand[k] * dist[dn]
-                best = INF
-                total = 0.0
-                p = od_head[k]
-                while p >= 0:
-                    best = min(best, _path_cost(p, p_off, p_len, buf, cost))
-                    total += p_flow[p]
-                    p = p_next[p]
-                sp_cost = 0.0
-                length = 0
-                u = dn
-                while u != origin:
-                    a = pred[u]
-                    sp_cost += cost[a]
-                    length += 1
-                    u = tail[a]
-                if best == INF or sp_cost < best - 1e-13 * best:
-                    if counts[N_PATHS] + 1 > len(p_off):
-                        size = 2 * len(p_off) + 16
-                        p_off, p_len = _grown(p_off, size), _grown(p_len, size)
-                        p_next, p_flow = _grown(p_next, size), _grown(p_flow, size)
-                    if counts[N_BUF] + length > len(buf):
-                        buf = _grown(buf, 2 * len(buf) + length + 16)
-                    new = counts[N_PATHS]
-                    counts[N_PATHS] += 1
-                    p_off[new] = counts[N_BUF]
-                    p_len[new] = length
-                    i = counts[N_BUF] + length - 1
-                    u = dn
-                    while u != origin:
-                        a = pred[u]
-                        buf[i] = a
-                        i -= 1
-                        u = tail[a]
-                    counts[N_BUF] += length
-                    p_flow[new] = 0.0
-                    p_next[new] = od_head[k]
-                    od_head[k] = new
-                    best = sp_cost
-                demand = od_demand[k]
-                deficit = demand - total
-                if deficit > 1e-12 * demand:
-                    moved = True
-                    p = _cheapest(od_head[k], p_off, p_len, p_next, buf, cost)
-                    p_flow[p] += deficit       # the cheapest path takes the missing demand
-                    _add_to_path(p, deficit, p_off, p_len, buf, x, cost, deriv, fft, cap,
-                                 alpha, beta, fixed)
-                elif deficit < -1e-12 * demand:
-                    moved = True
-                    ratio = demand / total
-                    p = od_head[k]
-                    while p >= 0:
-                        cut = p_flow[p] * (ratio - 1.0)
-                        p_flow[p] += cut
-                        _add_to_path(p, cut, p_off, p_len, buf, x, cost, deriv, fft, cap,
-                                     alpha, beta, fixed)
-                        p = p_next[p]
-            if balance:
-                equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
-                               stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed)
+                if dist[dn] < INF:
+                    room += depth[dn]
+            if counts[N_PATHS] + (k1 - k0) > len(p_off):
+                size = max(2 * len(p_off), counts[N_PATHS] + (k1 - k0)) + 16
+                p_off, p_len = _grown(p_off, size), _grown(p_len, size)
+                p_next, p_flow = _grown(p_next, size), _grown(p_flow, size)
+            if counts[N_BUF] + room > len(buf):
+                buf = _grown(buf, max(2 * len(buf), counts[N_BUF] + room) + 16)
+            bad, origin_sptt, origin_moved = _origin_paths(
+                origin, k0, k1, zone_pos, od_dest, od_demand, od_head, p_off, p_len, p_next,
+                p_flow, buf, counts, dist, pred, tail, fft, cap, alpha, beta, fixed, x, cost,
+                deriv)
+            if bad >= 0:
+                return p_off, p_len, p_next, p_flow, buf, bad, sptt, moved
+            sptt += origin_sptt
+            moved = moved or origin_moved
+        if balance:
+            _balance_origin(k0, k1, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
+                            stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed)
     return p_off, p_len, p_next, p_flow, buf, -1, sptt, moved
+
+
+@njit(cache=True)
+def _balance_origin(k0, k1, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
+                    stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed):
+    for k in range(k0, k1):
+        if od_head[k] >= 0 and p_next[od_head[k]] >= 0:
+            equilibrate_od(k, od_head, p_off, p_len, p_next, p_flow, buf, counts, stamp_s,
+                           stamp_p, x, cost, deriv, fft, cap, alpha, beta, fixed)
 
 
 @njit(cache=True)
