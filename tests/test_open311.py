@@ -189,3 +189,35 @@ def test_los_angeles_median_days_to_close_match_the_readme():
         "Multiple Streetlight Issue": 22.31}
     by_service = days.groupby(df["service_code"]).median().round(2).to_dict()
     assert by_service["bulky_items"] == pytest.approx(5.0, abs=0.1)
+
+
+def test_simulate_writes_open311_and_import_reads_it_back(tmp_path, capsys):
+    from twin.cli import main
+
+    out = tmp_path / "run"
+    assert main(["citizens", "simulate", "--population", "20000", "--days", "7", "--crews",
+                 "10", "--out", str(out), "--json"]) == 0
+    simulated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    requests = json.loads((out / "open311" / "requests.json").read_text())
+    services = json.loads((out / "open311" / "services.json").read_text())
+    assert len(requests) == simulated["requests"]
+    assert {s["service_code"] for s in services} >= {r["service_code"] for r in requests}
+    assert main(["citizens", "import", str(out / "open311" / "requests.json"),
+                 "--population", "20000", "--json"]) == 0
+    imported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert imported["rows_kept"] == simulated["requests"] and imported["rows_bad"] == 0
+    assert sum(v["requests"] for v in imported["by_service"].values()) == simulated["requests"]
+    # a week of the simulated city: each service's yearly rate near the catalogue's
+    bulky = imported["by_service"]["bulky_items"]
+    assert 0.5 < bulky["per_1000_per_year"] / bulky["catalogue_per_1000_per_year"] < 2.0
+
+
+def test_import_command_reports_bad_rows_by_line(capsys):
+    from twin.cli import main
+
+    assert main(["citizens", "import", str(DATA / "bad_requests.csv"), "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["rows_bad"] > 0 and summary["rows_kept"] > 0
+    for line in summary["bad_lines"]:
+        assert f":{line}:" in captured.err

@@ -141,38 +141,6 @@ def _non_negative(text: str) -> float:
     return _finite_float(text, False, "a number")
 
 
-def cmd_citizens_simulate(args: argparse.Namespace) -> int:
-    from twin.agents.service_layer import simulate_city
-
-    if args.population < 1000:
-        print(f"error: --population: expected >= 1000 inhabitants, got {args.population}",
-              file=sys.stderr)
-        return 2
-    try:
-        result = simulate_city(population=args.population, days=args.days, crews=args.crews,
-                               policy=args.policy, seed=args.seed,
-                               progress=not args.json and not args.no_progress,
-                               storm_days=args.storm_days,
-                               storm_floods_per_day=args.storm_floods_per_day,
-                               storm_start_day=args.storm_start_day, out_dir=args.out)
-    except ValueError as exc:          # too few crews for the skills, ...
-        return _bad_input(exc)
-    if args.json:
-        print(json.dumps(result, default=float))
-        return 0
-    k = result["kpis"]
-    print(f"{args.population:,} inhabitants, {args.days:g} days, {args.crews} crews, "
-          f"policy {args.policy}: simulated in {result['seconds']:.2f} s "
-          f"(+{result['setup_seconds']:.2f} s setup)")
-    for key in ("requests", "duplicates", "closed", "median_hours_to_close",
-                "within_promise_share", "urgent_within_promise_share", "crew_utilisation",
-                "km_driven", "phone_abandoned_share", "phone_mean_wait_s", "backlog_end"):
-        print(f"  {key:32s} {k[key]:.4g}")
-    if "report" in result:
-        print(f"report: {result['report']}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="urban-twin: simulate a city's networks on one clock.")
@@ -209,30 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_water_simulate)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
-    from twin.agents.dispatch import POLICIES
-
-    pc = sub.add_parser("citizens", help="citizens' requests, channels and field crews")
-    csub = pc.add_subparsers(dest="citizens_command", metavar="CITIZENS_COMMAND")
-    c = csub.add_parser("simulate", help="a generated city's requests answered by its crews")
-    c.add_argument("--population", type=_positive_int, default=250_000,
-                   help="inhabitants of the generated city (default 250000)")
-    c.add_argument("--days", type=_positive_days, default=365.0, help="simulated days (default 365)")
-    c.add_argument("--crews", type=_positive_int, default=40, help="field crews (default 40)")
-    c.add_argument("--policy", choices=POLICIES, default="priority",
-                   help="dispatch policy (default priority)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
-    c.add_argument("--storm-days", type=_non_negative, default=0.0,
-                   help="days of a storm flooding streets (default 0: no storm)")
-    c.add_argument("--storm-floods-per-day", type=_non_negative, default=30.0,
-                   help="flooded streets a storm day (default 30)")
-    c.add_argument("--storm-start-day", type=_non_negative, default=1.0,
-                   help="day the storm starts (default 1)")
-    c.add_argument("--out", default=None,
-                   help="folder for report.html, backlog.png, the series and citizens.json")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
-    c.set_defaults(func=cmd_citizens_simulate)
-    pc.set_defaults(func=lambda a: (pc.print_help(), 2)[1])
     _add_layer_commands(sub)
     _add_plugin_commands(sub)
     return parser

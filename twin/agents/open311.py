@@ -344,6 +344,37 @@ def read_open311(path: str | Path, catalogue: dict[str, Service],
     return rows.result(t)
 
 
+def import_summary(result: ImportResult, catalogue: dict[str, Service],
+                   population: int | None = None) -> dict[str, Any]:
+    """What an imported log says, beside the catalogue: rows kept and bad, the period,
+    requests by service (per 1,000 inhabitants a year when ``population`` is given, next
+    to the catalogue's rate) and by channel, share closed, median hours to close."""
+    df = result.requests
+    start, end = df["requested_datetime"].min(), df["requested_datetime"].max()
+    years = ((end - start) / pd.Timedelta(days=365)) if len(df) > 1 else float("nan")
+    by_service: dict[str, dict[str, float]] = {}
+    for code, n in df["service_code"].value_counts().items():
+        row: dict[str, float] = {"requests": int(n)}
+        if population and years and years > 0:
+            row["per_1000_per_year"] = float(n) / years / population * 1000.0
+            if code in catalogue:
+                row["catalogue_per_1000_per_year"] = catalogue[code].rate_per_1000_per_year
+        by_service[str(code)] = row
+    closed = df["closed_datetime"].notna()
+    hours = (df.loc[closed, "closed_datetime"] - df.loc[closed, "requested_datetime"]) \
+        / pd.Timedelta(hours=1)
+    return {
+        "rows_kept": int(len(df)), "rows_bad": len(result.bad_lines),
+        "bad_lines": result.bad_lines[:50],
+        "first": None if pd.isna(start) else str(start), "last": None if pd.isna(end) else str(end),
+        "years": None if pd.isna(years) else float(years),
+        "by_service": by_service,
+        "by_channel": {str(k): int(v) for k, v in df["channel"].value_counts().items()},
+        "closed_share": float(closed.mean()) if len(df) else float("nan"),
+        "median_hours_to_close": float(hours.median()) if len(hours) else float("nan"),
+    }
+
+
 # --- the Los Angeles MyLA311 log ---------------------------------------------------
 # RequestType -> our service_code. Types not listed map to "other". Appliances and
 # electronic waste are kerbside pickups booked like bulky items in LA; "Report Water

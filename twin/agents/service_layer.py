@@ -796,7 +796,9 @@ class CitizenServices(Layer):
             "agency_responsible": [s.agency_responsible for s in svc],
             "channel": [CHANNELS[k] for k in c["channel"][rows]],
             "state": states,
-            "priority": c["priority"][rows],
+            # before triage: the service's own priority (triage confirms it)
+            "priority": np.where(c["priority"][rows] > 0, c["priority"][rows],
+                                 [s.priority for s in svc]),
             "incident_id": np.asarray(req.incident_id, dtype=object)[rows],
             "duplicate_of": np.where(dup >= 0, (dup + 1).astype(str), ""),
             "crew_id": np.asarray(req.crew_id, dtype=object)[rows],
@@ -878,6 +880,10 @@ def _write_outputs(twin: "Twin", summary: dict[str, Any], out_dir: Path) -> Path
                       kpis=twin.kpis(), meta=meta)
     out_dir.mkdir(parents=True, exist_ok=True)
     results.save(out_dir)
+    layer = twin.layers["citizens"]
+    from twin.agents.open311 import write_open311
+
+    write_open311(out_dir / "open311", layer.catalogue, layer.request_table())
     (out_dir / "citizens.json").write_text(json.dumps(summary, default=float, indent=2))
     return write_report([results], out_dir, title="urban-twin: citizens and field crews",
                         maps=False)
