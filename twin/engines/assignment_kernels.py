@@ -49,6 +49,13 @@ def tree_buffers(n_nodes, n_links):
             np.empty(n_nodes, np.int64), np.empty(n_nodes + 1), np.empty(n_nodes + 1, np.int64))
 
 
+@njit(cache=True, inline="always")
+def _heap_move(hkey, hitem, position, source, target):
+    hkey[target] = hkey[source]
+    hitem[target] = hitem[source]
+    position[hitem[target]] = target
+
+
 @njit(cache=True)
 def shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, order,
                   position, hkey, hitem):
@@ -73,7 +80,6 @@ def shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, or
         position[u] = -2
         size -= 1
         if size > 0:                       # the last item sinks from the root
-            last_key, last = hkey[size], hitem[size]
             i = 0
             while True:
                 child = 2 * i + 1
@@ -81,15 +87,11 @@ def shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, or
                     break
                 if child + 1 < size and hkey[child + 1] < hkey[child]:
                     child += 1
-                if hkey[child] >= last_key:
+                if hkey[child] >= hkey[size]:
                     break
-                hkey[i] = hkey[child]
-                hitem[i] = hitem[child]
-                position[hitem[i]] = i
+                _heap_move(hkey, hitem, position, child, i)
                 i = child
-            hkey[i] = last_key
-            hitem[i] = last
-            position[last] = i
+            _heap_move(hkey, hitem, position, size, i)
         order[count] = u
         count += 1
         if u != origin and not through[u]:
@@ -111,9 +113,7 @@ def shortest_tree(origin, fs_start, fs_link, head, through, cost, dist, pred, or
                     parent = (p - 1) >> 1
                     if hkey[parent] <= nd:
                         break
-                    hkey[p] = hkey[parent]
-                    hitem[p] = hitem[parent]
-                    position[hitem[p]] = p
+                    _heap_move(hkey, hitem, position, parent, p)
                     p = parent
                 hkey[p] = nd
                 hitem[p] = v
