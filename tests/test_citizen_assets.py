@@ -126,3 +126,24 @@ def test_travel_times_updated_event_reaches_crews(city):
     # every street twice as slow for a car: the van's fastest time doubles
     assert router.travel(a, b)[0] == pytest.approx(2.0 * before, rel=1e-9)
     twin.close()
+
+
+def test_crews_follow_the_traffic_layer(city):
+    """With the traffic layer on the same clock, the crews' times follow each hour's
+    equilibrium: slower at the 08:00 peak than at 03:00, and never faster than free flow."""
+    from twin.networks.traffic import TrafficLayer
+
+    twin = Twin(city=city, start=dt.datetime(2026, 3, 10), seed=2)
+    twin.add_layer(TrafficLayer())
+    services = twin.add_layer(CitizenServices(ServicePolicy(crews=8)))
+    router = services.router
+    a, b = 0, len(router.node_ids) - 1
+    free_s = StreetRouter(city).travel(a, b)[0]
+    twin.run(3.5 * H)
+    night_s = router.travel(a, b)[0]
+    twin.run(8.5 * H)
+    peak_s = router.travel(a, b)[0]
+    updates = [e for e in twin.bus.log if isinstance(e, TravelTimesUpdated)]
+    assert len(updates) >= 8                          # one per hourly equilibrium
+    assert free_s <= night_s + 1e-6 < peak_s
+    twin.close()
