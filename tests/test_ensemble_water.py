@@ -26,7 +26,7 @@ def _open_files() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_two_thousand_runs_in_one_process_leak_no_file_handle(tmp_path, net3_inp):
+def test_two_thousand_runs_in_one_process_leak_no_file_handle(tmp_path, net3_inp, monkeypatch):
     areas = ", ".join(f"{0.0005 * (i + 1):.4f}" for i in range(18))
     spec = load_scenario(_scenario(tmp_path, net3_inp, f"""\
   sweep:
@@ -36,16 +36,19 @@ def test_two_thousand_runs_in_one_process_leak_no_file_handle(tmp_path, net3_inp
     members = expand_members(spec)
     assert len(members) >= 2000
     members = members[:2000]
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))     # whatever is written lands here
     networks = WorkerNetworks()
-    temp_before = set(os.listdir(tempfile.gettempdir()))
     results = [run_member(MemberTask(m.member_id, m.spec), networks) for m in members[:20]]
     fds_after_warm_up = _open_files()
     results += [run_member(MemberTask(m.member_id, m.spec), networks) for m in members[20:]]
     assert _open_files() <= fds_after_warm_up
     failed = [r["error"] for r in results if r["status"] != "done"]
     assert not failed, failed[0]
-    # one folder for this process's network file, nothing per member
-    assert len(set(os.listdir(tempfile.gettempdir())) - temp_before) <= 1
+    # one folder with this process's network file, nothing per member
+    (folder,) = private_tmp.iterdir()
+    assert [p.suffix for p in folder.iterdir()] == [".inp"]
     by_key = {(m.element, m.params["sweep[0].leak_area_m2"]): r["kpis"]
               for m, r in zip(members, results)}
     pipe = members[0].element

@@ -118,7 +118,7 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
 
     ``client``: an existing Dask client to use (else one is made from ``scheduler`` /
     ``workers``). ``batch_size``: members per Dask task (default: enough tasks to keep
-    every worker busy, at most 25 members each). ``on_batch`` is called with each
+    every worker busy, at most 50 members each). ``on_batch`` is called with each
     batch's rows as it is written.
     """
     t0 = time.perf_counter()
@@ -135,7 +135,8 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
               else dask_client(scheduler, workers, timeout_s)) as cl:
             n_workers = max(len(cl.scheduler_info(n_workers=-1).get("workers", {})), 1)
             address = cl.scheduler.address if cl.scheduler is not None else ""
-            size = batch_size or max(1, min(25, math.ceil(len(todo) / (8 * n_workers))))
+            # a few batches per worker: balanced at the end, few partitions and round trips
+            size = batch_size or max(1, min(50, math.ceil(len(todo) / (4 * n_workers))))
             done, failed = _execute(cl, _batches(todo, size), per_element, store, progress,
                                     on_batch)
     summary = EnsembleSummary(members=len(members), done=done, failed=failed,

@@ -40,6 +40,7 @@ class WorkerNetworks:
     def __init__(self) -> None:
         self._cities: dict[tuple, "City"] = {}
         self._water: dict[tuple, tuple[Any, Path]] = {}
+        self._frames: dict[tuple, dict[str, pd.DataFrame]] = {}     # by (model, crs)
         self._folder: Path | None = None
 
     def _dir(self) -> Path:
@@ -83,6 +84,18 @@ class WorkerNetworks:
                                        version=2.2)
             self._water[key] = (wn, path)
         return self._water[key]
+
+
+    def frames(self, spec: "ScenarioSpec") -> dict[str, pd.DataFrame]:
+        """The scenario's water network as element tables (``nodes``, ``links``), made once."""
+        from twin.networks.water_io import network_frames
+
+        city = self.city(spec) if spec.city.demo is not None else None
+        wn, _ = self.water_model(spec, city)
+        crs = city.crs if city is not None else spec.city.crs
+        if (id(wn), crs) not in self._frames:
+            self._frames[(id(wn), crs)] = network_frames(wn, crs)
+        return dict(self._frames[(id(wn), crs)])
 
 
 _WORKER: WorkerNetworks | None = None
@@ -170,13 +183,7 @@ def element_extremes(twin, wanted: tuple[str, ...]) -> dict[str, np.ndarray] | N
 def network_elements(spec: "ScenarioSpec",
                      networks: WorkerNetworks | None = None) -> dict[str, "pd.DataFrame"]:
     """The scenario's water network as element tables (``nodes``, ``links``)."""
-    from twin.networks.water_io import network_frames
-
-    networks = networks or worker_networks()
-    city = networks.city(spec) if spec.city.demo is not None else None
-    wn, _ = networks.water_model(spec, city)
-    crs = city.crs if city is not None else spec.city.crs
-    return network_frames(wn, crs)
+    return (networks or worker_networks()).frames(spec)
 
 
 def select_elements(selection: ElementSelection, frames: dict[str, pd.DataFrame],

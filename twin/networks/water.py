@@ -206,6 +206,9 @@ class WaterLayer(Layer):
             k = eng.link_index.get(pipe_id)
             if k is None or pipe_id in self._split or eng.link_types[k] not in (en.CVPIPE, en.PIPE):
                 continue            # unknown ids and non-pipes are refused when the event comes
+            if position in (0.0, 1.0) and eng.node_types[
+                    eng.link_nodes(k)[int(position)]] == en.JUNCTION:
+                continue            # a leak at an end junction needs no new node: it goes there
             n = len(self._split) + 1
             node_id, link_id = _fresh_id(eng.node_index, f"LK{n}"), _fresh_id(eng.link_index, f"LKB{n}")
             eng.split_pipe_for_leak(pipe_id, float(position), node_id, link_id)
