@@ -345,3 +345,21 @@ def test_a_zone_cut_off_by_closures_counts_its_trips_as_unserved(city):
     lost = float(cut["demand_veh_h"].sum()) * 1200 / 3600        # 20 minutes of it
     assert k["unserved_trips_veh"] == pytest.approx(lost, rel=1e-6)
     assert layer.result.unserved.empty
+
+
+def test_fork_reopens_a_flooded_street_when_the_original_would(city):
+    original = Twin(city=city, seed=6)
+    layer = original.add_layer(TrafficLayer(flood_close_within_m=30, flood_closure_s=3 * 3600))
+    mid = city.streets.geometry[CLOSED].interpolate(0.5, normalized=True)
+    original.schedule([StreetFlooded(time_s=8 * 3600, x=mid.x, y=mid.y, radius_m=60,
+                                     flow_lps=300, street_ids=(CLOSED,))])
+    original.run(9 * 3600)
+    fork = Twin(city=city, seed=6)
+    forked = fork.add_layer(TrafficLayer(flood_close_within_m=30, flood_closure_s=3 * 3600))
+    forked.restore(layer.snapshot())
+    fork.run(1.5 * 3600)                                   # 10:30: still closed
+    assert np.isinf(fork.street_times_s[CLOSED])
+    fork.run(2.5 * 3600)                                   # 11:30: reopened at 11:00
+    reopened = [e for e in fork.bus.log if isinstance(e, StreetReopened)]
+    assert [e.time_s for e in reopened] == [2 * 3600]
+    assert np.isfinite(fork.street_times_s[CLOSED])

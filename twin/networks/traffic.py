@@ -117,6 +117,7 @@ class TrafficLayer(Layer):
         self._hour = 0
         self._causes: list[Event] = []             # incidents since the last solution
         self._incident_pairs: list[tuple[AssignmentResult, AssignmentResult]] = []
+        self._reopenings: list[tuple[float, tuple[str, ...], int | None]] = []
         self._restored: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ build
@@ -317,9 +318,13 @@ class TrafficLayer(Layer):
                                                 cause_id=ev.event_id or None,
                                                 street_ids=streets, reason="flooded"))
         if self.flood_closure_s is not None:
-            self.twin.schedule([StreetReopened(time_s=now + float(self.flood_closure_s),
-                                               source=self.name, cause_id=closed.event_id,
-                                               street_ids=streets)])
+            self._reopen_at(now + float(self.flood_closure_s), streets, closed.event_id)
+
+    def _reopen_at(self, due_s: float, streets: tuple[str, ...], cause_id: int | None) -> None:
+        """Reopen ``streets`` at ``due_s`` (kept as data, so a fork reopens them too)."""
+        self._reopenings.append((due_s, streets, cause_id))
+        self.twin.schedule([StreetReopened(time_s=due_s, source=self.name, cause_id=cause_id,
+                                           street_ids=streets)])
 
     # ------------------------------------------------------------------ outputs
     def street_times(self, result: AssignmentResult | None = None) -> pd.Series:
@@ -424,7 +429,8 @@ class TrafficLayer(Layer):
 
     # ------------------------------------------------------------------ forks
     def snapshot(self) -> dict[str, Any]:
-        """Incidents in force, the current solution (flows, times, solver paths), totals."""
+        """Incidents in force (and the flood closures' reopening times), the current
+        solution (flows, times, solver paths), totals."""
         now = self.twin.clock.now_s
         self._accumulate(now)               # the totals up to now, not to the last solution
         self._since_s = now
@@ -435,7 +441,9 @@ class TrafficLayer(Layer):
         return {"time_s": now, "time_of_day_s": self.clock_offset_s,
                 "closed": dict(self.closed), "lanes_lost": dict(self.lanes_lost),
                 "result": sol(self.result), "intact": sol(self.intact),
-                "totals": vars(self.totals).copy(), "peak_tstt_veh_h": self.peak_tstt_veh_h}
+                "totals": vars(self.totals).copy(), "peak_tstt_veh_h": self.peak_tstt_veh_h,
+                "reopen_in_s": [(due - now, streets, None) for due, streets, _ in
+                                self._reopenings if due > now]}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`snapshot` of a layer built from the same city and options:
@@ -448,6 +456,8 @@ class TrafficLayer(Layer):
         self.closed, self.lanes_lost = dict(state["closed"]), dict(state["lanes_lost"])
         self.network = self._incident_network()
         self.totals = _Totals(**state["totals"])
+        for in_s, streets, cause_id in state.get("reopen_in_s", []):
+            self._reopen_at(float(in_s), tuple(streets), cause_id)
         self.peak_tstt_veh_h = float(state["peak_tstt_veh_h"])
 
         def back(sol, network):
