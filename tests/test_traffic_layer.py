@@ -327,6 +327,8 @@ def test_layer_on_a_tntp_network_with_a_day_from_its_trips_file():
     closure = layer.incidents[0]
     assert closure["tstt_after_veh_h"] > closure["tstt_before_veh_h"]
     assert np.isinf(twin.street_times_s["10-16"]) and np.isfinite(twin.street_times_s["1-2"])
+    links = layer.elements()["links"]            # drawn between the node file's coordinates
+    assert len(links) == 76 and links.geometry.notna().all()
 
 
 def test_a_zone_cut_off_by_closures_counts_its_trips_as_unserved(city):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from shapely.geometry import Point
 
 from twin.engines.assignment import AssignmentChange, AssignmentResult, assign, compare
@@ -417,9 +418,14 @@ class TrafficLayer(Layer):
             frame["flow_veh_h"] = flow
             frame["travel_time_s"] = time_s
             frame["open"] = self.result.network.links["open"].to_numpy(bool)[self._street_link]
-        geometry = None
         if self.streets is not None:
             geometry = self.streets.geometry.reindex(self.street_ids).to_numpy()
+        else:                          # straight lines between the nodes (None where unknown)
+            xy = self.base_network.nodes[["x", "y"]]
+            a = xy.loc[frame["init_node"]].to_numpy(float)
+            b = xy.loc[frame["term_node"]].to_numpy(float)
+            geometry = shapely.linestrings(np.stack([a, b], axis=1))
+            geometry[~np.isfinite(np.hstack([a, b])).all(axis=1)] = None
         out = {"links": gpd.GeoDataFrame(frame, geometry=geometry,
                                          crs=None if self.streets is None else self.streets.crs)}
         if self.zones is not None:
