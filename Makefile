@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/water_steps.py
 	$(PY) benchmarks/bridge_ingest.py
 	$(PY) benchmarks/traffic_incidents.py
+	$(PY) benchmarks/traffic_assignment.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -37,7 +37,7 @@ _PAIR = re.compile(r"(\d+)\s*:\s*([^;:\s]+)\s*;?")
 
 def _text_lines(path: Path) -> list[str]:
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        return Path(path).read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
