@@ -165,3 +165,65 @@ def test_command_closes_a_link_and_reports_the_change(capsys):
     incident = out["incident"]
     assert incident["tstt_change"] > 0 and len(incident["most_affected"]) == 3
     assert incident["relative_gap"] <= 1e-5
+
+
+def random_grid(k: int = 12, zones: int = 15, seed: int = 3) -> tuple[RoadNetwork, np.ndarray]:
+    """A k x k two-way grid with zone centroids hung on random intersections, mixed BPR
+    parameters (alpha 0 to 1, beta 1 to 5), zero free-flow times plus a fixed cost on the
+    connectors, and zones that are not through nodes."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(k * k) + zones + 1
+    pairs = []
+    for i in range(k):
+        for j in range(k):
+            u = ids[i * k + j]
+            if j + 1 < k:
+                pairs += [(u, ids[i * k + j + 1]), (ids[i * k + j + 1], u)]
+            if i + 1 < k:
+                pairs += [(u, ids[(i + 1) * k + j]), (ids[(i + 1) * k + j], u)]
+    for z, node in enumerate(rng.choice(ids, zones, replace=False), start=1):
+        pairs += [(z, node), (node, z)]
+    links = pd.DataFrame(pairs, columns=["init_node", "term_node"])
+    m = len(links)
+    connector = (links["init_node"] <= zones) | (links["term_node"] <= zones)
+    links["capacity_veh_h"] = rng.uniform(500, 2000, m)
+    links["free_flow_time_min"] = np.where(connector, 0.0, rng.uniform(0.5, 2, m))
+    links["alpha"] = rng.choice([0.0, 0.15, 0.5, 1.0], m)
+    links["beta"] = rng.choice([1.0, 2.5, 4.0, 5.0], m)
+    links["fixed_cost_min"] = np.where(connector, 0.1, 0.0)
+    node_ids = list(range(1, zones + 1)) + list(ids)
+    nodes = pd.DataFrame({"through": [n > zones for n in node_ids]},
+                         index=pd.Index(node_ids, name="node_id"))
+    demand = rng.uniform(0, 80, (zones, zones)) * (rng.random((zones, zones)) < 0.7)
+    return RoadNetwork.from_links(links, list(range(1, zones + 1)), nodes), demand
+
+
+def test_both_solvers_agree_and_conserve_flow_on_a_general_network():
+    net, demand = random_grid()
+    path = assign(net, demand, gap=1e-8, max_iterations=500)
+    bfw = assign(net, demand, gap=1e-5, max_iterations=5000, method="bfw")
+    assert path.converged and bfw.converged
+    # the gap bounds the distance to the optimum: BFW's Beckmann is above, and close
+    assert bfw.beckmann >= path.beckmann - 1e-9 * path.beckmann
+    assert bfw.beckmann == pytest.approx(path.beckmann, rel=1e-5)
+    # flow conservation at every node: what enters minus what leaves = trips ending - starting
+    np.fill_diagonal(demand, 0.0)
+    links = net.links
+    for result in (path, bfw):
+        net_inflow = (pd.Series(result.link_flow_veh_h).groupby(links["term_node"]).sum()
+                      .sub(pd.Series(result.link_flow_veh_h).groupby(links["init_node"]).sum(),
+                           fill_value=0.0))
+        expected = pd.Series(0.0, index=net_inflow.index)
+        expected.loc[net.zone_nodes] = demand.sum(axis=0) - demand.sum(axis=1)
+        assert np.allclose(net_inflow, expected, atol=1e-6 * demand.sum())
+    # Wardrop: every used path of an OD costs the same (the path store of the solution)
+    state, cost = path.state, path.link_time_min
+    spreads = []
+    for k in range(len(state.od_head)):
+        costs, p = [], state.od_head[k]
+        while p >= 0:
+            if state.p_flow[p] > 1e-9:
+                costs.append(cost[state.buf[state.p_off[p]:state.p_off[p] + state.p_len[p]]].sum())
+            p = state.p_next[p]
+        spreads.append((max(costs) - min(costs)) / min(costs))
+    assert len(spreads) == np.count_nonzero(demand) and max(spreads) < 1e-5
