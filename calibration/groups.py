@@ -4,7 +4,9 @@ A rule is a mapping with one key:
 
 * ``pipes: all`` or ``pipes: {diameter_mm: [lo, hi], ids: [...], match: REGEX}`` — pipes
   whose diameter is in ``[lo, hi)``, listed, or whose id matches (conditions combine);
-* ``nodes: all`` or ``nodes: {ids: [...], match: REGEX}`` — junctions;
+* ``nodes: all`` or ``nodes: {ids: [...], match: REGEX}`` — junctions; ``nodes: {zone_of:
+  NODE, boundary: [LINK, ...]}`` — the junctions connected to NODE once the boundary links
+  (a pump, the valves into a pressure zone) are cut: a district metered area;
 * ``pattern: ID`` — a demand pattern (its multipliers are scaled);
 * ``links: all`` or ``links: {ids: [...], capacity_veh_h: [lo, hi]}`` — road links.
 
@@ -36,7 +38,7 @@ def _select(ids: list[str], rule: Any, name: str, extra: np.ndarray | None = Non
         return np.flatnonzero(keep)
     if not isinstance(rule, dict):
         raise BadInput(f"group {name!r}: expected `all` or a mapping of conditions, got {rule!r}")
-    unknown = set(rule) - {"ids", "match", "diameter_mm", "capacity_veh_h"}
+    unknown = set(rule) - {"ids", "match", "diameter_mm", "capacity_veh_h", "zone_of", "boundary"}
     if unknown:
         raise BadInput(f"group {name!r}: unknown condition(s) {sorted(unknown)}; expected ids, "
                        "match, diameter_mm or capacity_veh_h")
@@ -63,6 +65,26 @@ def _range(rule: dict, key: str, name: str) -> tuple[float, float]:
     return float(value[0]), float(value[1])
 
 
+def _zone(project: EpanetProject, name: str, rule: dict[str, Any]) -> np.ndarray:
+    """Nodes connected to ``rule['zone_of']`` without crossing ``rule['boundary']`` links."""
+    import networkx as nx
+
+    start = str(rule["zone_of"])
+    if start not in project.node_index:
+        raise BadInput(f"group {name!r}: zone_of: no node {start!r} in the model")
+    boundary = [str(b) for b in rule.get("boundary", [])]
+    missing = [b for b in boundary if b not in project.link_index]
+    if missing:
+        raise BadInput(f"group {name!r}: boundary: no link(s) {', '.join(missing)} in the model")
+    cut = {project.link_index[b] for b in boundary}
+    graph = nx.Graph()
+    graph.add_nodes_from(range(project.n_nodes))
+    graph.add_edges_from(project.link_nodes(i) for i in range(project.n_links) if i not in cut)
+    inside = np.zeros(project.n_nodes, dtype=bool)
+    inside[list(nx.node_connected_component(graph, project.node_index[start]))] = True
+    return inside
+
+
 def water_group(project: EpanetProject, name: str, rule: dict[str, Any]) -> Group:
     """Resolve one rule on an open EPANET project."""
     if not isinstance(rule, dict) or len(rule) != 1:
@@ -83,7 +105,11 @@ def water_group(project: EpanetProject, name: str, rule: dict[str, Any]) -> Grou
         index = _select(project.link_ids, value, name, pipes)
         kind = "links"
     elif key == "nodes":
-        index = _select(project.node_ids, value, name, project.node_types == JUNCTION)
+        junctions = project.node_types == JUNCTION
+        if isinstance(value, dict) and "zone_of" in value:
+            junctions &= _zone(project, name, value)
+            value = {k: v for k, v in value.items() if k not in ("zone_of", "boundary")} or "all"
+        index = _select(project.node_ids, value, name, junctions)
         kind = "nodes"
     else:
         raise BadInput(f"group {name!r}: unknown rule {key!r}; expected pipes, nodes or pattern")
