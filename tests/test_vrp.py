@@ -143,3 +143,18 @@ def test_cli_route_prints_cost_routes_feasible(tmp_path: Path, capsys) -> None:
     bad.write_text(SMALL.replace("2 3 4", "2 3"))
     assert main(["waste", "route", str(bad), "--seconds", "1", "--json"]) == 2
     assert "line 8 (NODE_COORD_SECTION)" in capsys.readouterr().err
+
+
+def test_explicit_lower_row_and_display_data(tmp_path: Path) -> None:
+    path = tmp_path / "lower.vrp"
+    path.write_text("NAME: lower\nTYPE: CVRP\nDIMENSION: 4\nEDGE_WEIGHT_TYPE: EXPLICIT\n"
+                    "EDGE_WEIGHT_FORMAT: LOWER_ROW\nDISPLAY_DATA_TYPE: TWOD_DISPLAY\n"
+                    "CAPACITY: 10\nEDGE_WEIGHT_SECTION\n 5\n 6 7\n 8 9 10\n"
+                    "DISPLAY_DATA_SECTION\n1 0 0\n2 1 1\n3 2 2\n4 3 3\n"
+                    "DEMAND_SECTION\n1 0\n2 4\n3 4\n4 4\nDEPOT_SECTION\n 1\n -1\nEOF\n")
+    inst = read_instance(path)
+    assert inst.distance.tolist() == [[0, 5, 6, 8], [5, 0, 7, 9], [6, 7, 0, 10], [8, 9, 10, 0]]
+    path.write_text(path.read_text().replace(" 8 9 10\n", " 8 9\n"))
+    with pytest.raises(BadInput, match=r"line 8 \(EDGE_WEIGHT_SECTION\): expected 6 numbers "
+                                        r"for a LOWER_ROW of 4 nodes, got 5"):
+        read_instance(path)
