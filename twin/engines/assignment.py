@@ -397,7 +397,7 @@ class _PathState:
 
     @property
     def n_paths(self) -> int:
-        count, k = 0, 0
+        count = 0
         for k in range(len(self.od_head)):
             p = self.od_head[k]
             while p >= 0:
