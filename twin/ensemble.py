@@ -17,6 +17,7 @@ import math
 import os
 import re
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,7 +183,9 @@ def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[s
         batch = pending.pop()
         tasks = [MemberTask(m.member_id, m.spec, per_element) for m in batch]
         future = client.submit(run_members, tasks, retries=2, pure=False,
-                               key=f"twin-ensemble-{batch[0].member_id}-{len(batch)}")
+                               # unique: never served from another run's result
+                               key=f"twin-ensemble-{batch[0].member_id}-{len(batch)}-"
+                                   f"{uuid.uuid4().hex[:12]}")
         running[future] = batch
         if queue is not None:
             queue.add(future)
