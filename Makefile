@@ -37,6 +37,7 @@ validate: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/water_steps.py
+	$(PY) benchmarks/water_ensemble.py
 	$(PY) benchmarks/bridge_ingest.py
 	$(PY) benchmarks/traffic_incidents.py
 	$(PY) benchmarks/traffic_assignment.py
