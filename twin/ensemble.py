@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from twin.ensemble_members import Member, expand_members
 from twin.ensemble_store import ResultStore
-from twin.ensemble_water import MemberTask, run_members
+from twin.ensemble_water import MemberTask, preload_network, run_members
 from twin.errors import BadInput
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
         with (_given(client) if client is not None
               else dask_client(scheduler, workers, timeout_s)) as cl:
             n_workers = max(len(cl.scheduler_info(n_workers=-1).get("workers", {})), 1)
+            cl.run(preload_network, spec)     # every worker reads the network now, together
             address = cl.scheduler.address if cl.scheduler is not None else ""
             # a few batches per worker: balanced at the end, few partitions and round trips
             size = batch_size or max(1, min(50, math.ceil(len(todo) / (4 * n_workers))))

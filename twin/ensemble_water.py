@@ -118,6 +118,16 @@ class MemberTask:
     per_element: tuple[str, ...] = ("water.pressure",)
 
 
+def preload_network(spec: "ScenarioSpec") -> None:
+    """Read (or build) the scenario's city and water network in this process now; a network
+    that cannot be read is left for the members to report."""
+    networks = worker_networks()
+    try:
+        networks.water_model(spec, networks.city(spec) if spec.city.demo is not None else None)
+    except Exception:
+        pass
+
+
 def run_member(task: MemberTask, networks: WorkerNetworks | None = None) -> dict[str, Any]:
     """Run one member; never raises: a failure is returned with its traceback.
 
