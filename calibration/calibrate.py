@@ -45,7 +45,7 @@ class CalibrationResult:
         return {
             "name": self.spec.name, "method": self.fit.method,
             "parameters": {r.Index: {"estimate": r.estimate, "sd": r.sd, "ci95_low": r.ci95_low,
-                                     "ci95_high": r.ci95_high}
+                                     "ci95_high": r.ci95_high, "at_bound": r.at_bound}
                            for r in self.parameters.itertuples()},
             "nse_before": mean_of(self.fit_before, "nse"), "nse_after": mean_of(self.fit_after, "nse"),
             "rmse_before": mean_of(self.fit_before, "rmse"),
@@ -85,6 +85,10 @@ def calibrate(spec: CalibrationSpec, workers: int = 1, scheduler: str | None = N
                      "initial": p.initial_value, "estimate": est,
                      "sd": est * sd if p.log else sd, "ci95_low": lo, "ci95_high": hi,
                      "lower_bound": p.bounds[0], "upper_bound": p.bounds[1],
+                     # an estimate on its bound is no optimum: widen the bound or question
+                     # the model (a leak, a wrong zone) before trusting it
+                     "at_bound": bool(np.isclose(est, p.bounds[0], rtol=1e-4)
+                                      or np.isclose(est, p.bounds[1], rtol=1e-4)),
                      "true_value": p.true_value})
     table = pd.DataFrame(rows).set_index("parameter")
     check = ~fit_mask

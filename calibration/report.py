@@ -122,6 +122,11 @@ def write_report(result: CalibrationResult, out_dir: str | Path, model=None) -> 
                      "calibrated_parameters.yaml</a>.</p>")
     parts.append("<h2>Parameters</h2>")
     parts.append(_table(result.parameters.drop(columns=["kind"])))
+    stuck = list(result.parameters.index[result.parameters["at_bound"]])
+    if stuck:
+        parts.append(f"<p><b>On a bound:</b> {html.escape(', '.join(stuck))}. An estimate on "
+                     "its bound is not an optimum: widen the bound, or look for what the model "
+                     "lacks there (a leak, a wrong zone) before trusting it.</p>")
     parts.append("<img src='parameters.png' alt='parameters'>")
     window = ("the fit window " + " to ".join(str(t) for t in spec.fit_window)
               if spec.fit_window else "all measured points")

@@ -285,3 +285,14 @@ def test_empty_group_and_unreachable_scheduler(tmp_path, net3_inp):
     with pytest.raises(BadInput, match="cannot reach the Dask scheduler"):
         calibrate(load_calibration(path), scheduler="tcp://127.0.0.1:1")
     assert time.perf_counter() - t0 < 30
+
+
+def test_an_estimate_on_its_bound_is_flagged(tmp_path, net3_inp):
+    cfg = _write(tmp_path, _net3_config(net3_inp))
+    spec = _synthetic(cfg, {"c_small": 1.0, "c_large": 1.0, "demand": 1.3})
+    narrow = [p.model_copy(update={"bounds": (0.5, 1.0)}) if p.name == "demand" else p
+              for p in spec.parameters]
+    result = calibrate(spec.model_copy(update={"parameters": narrow, "max_evaluations": 80}))
+    assert result.parameters.loc["demand", "at_bound"]
+    assert result.parameters.loc["demand", "estimate"] == pytest.approx(1.0, rel=1e-3)
+    assert not result.parameters.loc["c_small", "at_bound"]
