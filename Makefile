@@ -41,6 +41,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bridge_ingest.py
 	$(PY) benchmarks/traffic_incidents.py
 	$(PY) benchmarks/traffic_assignment.py
+	$(PY) benchmarks/citizens_year.py
+	$(PY) benchmarks/parking_week.py
+	$(PY) benchmarks/sewer_steps.py
+	$(PY) benchmarks/cvrp_instances.py
+	$(PY) benchmarks/calibration_speed.py
+	$(PY) benchmarks/dashboard_render.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
