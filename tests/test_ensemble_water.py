@@ -79,6 +79,37 @@ def test_a_member_reusing_the_network_equals_a_run_from_the_file(tmp_path, net3_
             fast["kpis"]["water.min_pressure_m"], abs=0.05)
 
 
+def test_members_on_one_open_epanet_project_equal_fresh_runs(tmp_path, net3_inp):
+    """Members of one worker share an open EPANET project (leaks only: emitters and times
+    restored, hydraulics restarted); members that split a pipe or close a valve open their
+    own. In any order, every member's KPIs equal a run of its scenario from the file."""
+    spec = load_scenario(_scenario(tmp_path, net3_inp, """\
+  sweep:
+    - {type: pipe_burst, at: 0s, position: 0.0, leak_area_m2: 0.003, pipe: {each: pipe, ids: ['123', '159', '329']}}
+    - {type: pipe_burst, at: 1h, position: 1.0, leak_area_m2: 0.01, duration: 2h, pipe: {each: pipe, ids: ['123', '20']}}
+    - {type: pipe_burst, at: 30min, position: 0.5, leak_area_m2: 0.005, pipe: {each: pipe, ids: ['159']}}
+    - {type: valve_closure, at: 2h, duration: 3h, link: {each: pipe, ids: ['329']}}""",
+                                   horizon="10h"))
+    members = expand_members(spec)
+    assert len(members) == 7
+    networks = WorkerNetworks()
+    pool = networks.epanet_pool
+    # bursts, then a split pipe and a closure in between, then the bursts again
+    order = members[:5] + members[5:] + members[:5]
+    reused = 0
+    for member in order:
+        before = set(map(id, pool._idle.values()))
+        fast = run_member(MemberTask(member.member_id, member.spec), networks)
+        reused += bool(before & set(map(id, pool._idle.values())))
+        assert fast["status"] == "done", fast["error"]
+        plain = run(member.spec).kpi_table().to_dict()
+        assert set(plain) <= set(fast["kpis"])
+        for key, value in plain.items():
+            assert fast["kpis"][key] == pytest.approx(value, rel=1e-9, abs=1e-9), (
+                member.element, key)
+    assert reused >= 8          # the bursts at end junctions ran on a project left open
+
+
 def test_a_failing_member_returns_its_traceback(tmp_path, net3_inp):
     broken = tmp_path / "broken.inp"
     broken.write_text(net3_inp.read_text().replace("[PIPES]", "[PIPES]\n 999 10 nowhere 1 1 1"))

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from twin.ensemble_members import Member, base_hash
@@ -70,7 +71,7 @@ class ResultStore:
         """Write a batch's member rows and element extremes as one partition each."""
         by_id = {m.member_id: m for m in batch}
         table = []
-        elements = []
+        elements: list[tuple[str, dict[str, Any]]] = []
         for row in rows:
             member = by_id[row["member_id"]]
             flat = {"member_id": member.member_id, "status": row["status"],
@@ -84,12 +85,17 @@ class ResultStore:
             table.append(flat)
             extremes = row.get("elements")
             if extremes is not None and len(extremes["element"]):
-                elements.append(pd.DataFrame(extremes).assign(member_id=member.member_id))
+                elements.append((member.member_id, extremes))
         name = f"part-{batch[0].member_id}-{len(batch)}.parquet"
         path = self.out / "members" / name
         _write_atomic(pd.DataFrame(table), path)
-        if elements:
-            _write_atomic(pd.concat(elements, ignore_index=True), self.out / "elements" / name)
+        if elements:       # one table from the members' arrays (not a frame per member)
+            columns = {key: np.concatenate([e[key] for _, e in elements])
+                       for key in elements[0][1]}
+            columns["member_id"] = np.repeat(
+                np.array([mid for mid, _ in elements], dtype=object),
+                [len(e["element"]) for _, e in elements])
+            _write_atomic(pd.DataFrame(columns), self.out / "elements" / name)
         self.done_ids.update(r["member_id"] for r in rows if r["status"] == "done")
         return path
 

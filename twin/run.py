@@ -63,6 +63,8 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
                        engine=water_policy.engine,
                        service_pressure_m=water_policy.service_pressure_m,
                        planned_bursts=planned, record=quantities, crs=spec.city.crs,
+                       # an ensemble worker's open EPANET projects, reused across members
+                       engine_pool=getattr(networks, "epanet_pool", None),
                        # the demo network's patterns start at midnight: start them at the
                        # scenario's time of day, so 07:30 on the calendar is the 07:30 peak
                        clock_offset_s=_seconds_into_day(spec.start) if city is not None else 0)

@@ -189,6 +189,7 @@ class EpanetProject:
         self._open = False
         self._hyd_open = False
         inp = str(inp_path)
+        self.inp_path = inp
         if not Path(inp).is_file():
             raise FileNotFoundError(f"EPANET input file not found: {inp}")
         self._check(self._lib.EN_open(self._ph, inp.encode(), os.devnull.encode(), b""),

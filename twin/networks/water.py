@@ -107,6 +107,11 @@ class WaterLayer(Layer):
     clock_offset_s : where in its patterns and day the model starts (e.g. the time of day
         of the scenario start for a network whose patterns begin at midnight).
     record : quantities to record at each report step.
+    engine_pool : where to take an already open EPANET project of ``inp_file`` from and give
+        it back to when closing (an ensemble worker's, see ``twin.ensemble_water``): an
+        object with ``take(inp_file, library)`` and ``give(project)``. A run that only
+        bursts pipes at an end junction (no pipe split) and stops leaks gives the project
+        back with its emitters and times restored; any other change closes it.
     """
 
     name = "water"
@@ -118,8 +123,13 @@ class WaterLayer(Layer):
                  planned_bursts: Iterable[tuple[str, float]] = (),
                  clock_offset_s: float = 0.0,
                  record: Iterable[str] = ("pressure", "demand", "flow", "tank_level"),
-                 crs: str | None = None, inp_file: str | Path | None = None) -> None:
+                 crs: str | None = None, inp_file: str | Path | None = None,
+                 engine_pool: Any = None) -> None:
         self._model_arg = model
+        self.engine_pool = engine_pool if inp_file is not None else None
+        self._pooled = False           # the engine came from engine_pool
+        self._reusable = True          # only leaks changed it: it can go back to the pool
+        self._pool_times: dict[int, int] = {}
         # an .inp already written from ``model`` (a WNTR model): EPANET opens it as is and
         # nothing is written (ensemble members reuse one file per worker)
         self.inp_file = inp_file
@@ -185,6 +195,8 @@ class WaterLayer(Layer):
     def _open_engine(self) -> None:
         """Write the model once (unless ``inp_file`` holds it), open it in EPANET, insert
         planned leak nodes."""
+        if self.engine_pool is not None and self._open_pooled():
+            return
         tmp = Path(tempfile.mkdtemp(prefix="twin-water-")) if self.inp_file is None else None
         try:
             inp = Path(self.inp_file) if tmp is None else tmp / "model.inp"
@@ -201,6 +213,34 @@ class WaterLayer(Layer):
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+        self._configure_engine()
+
+    def _needs_split(self, eng: en.EpanetProject, pipe_id: str, position: float) -> bool:
+        k = eng.link_index.get(pipe_id)
+        if k is None or eng.link_types[k] not in (en.CVPIPE, en.PIPE):
+            return False            # unknown ids and non-pipes are refused when the event comes
+        return not (position in (0.0, 1.0) and eng.node_types[
+            eng.link_nodes(k)[int(position)]] == en.JUNCTION)
+
+    def _open_pooled(self) -> bool:
+        """Take an open project from the pool if this run changes no structure (no pipe
+        split): False (and nothing taken) otherwise."""
+        try:
+            eng = self.engine_pool.take(self.inp_file, self.engine_name)
+        except en.EpanetError:
+            return False            # opened the usual way below, which reports the error
+        if eng is None:
+            return False
+        if any(self._needs_split(eng, pipe, pos) for pipe, pos in self.planned_bursts):
+            self.engine_pool.give(eng)
+            return False
+        self._pool_times = {what: eng.time_param(what) for what in (
+            en.DURATION, en.HYDSTEP, en.REPORTSTEP, en.PATTERNSTART, en.STARTTIME)}
+        self.engine, self._pooled = eng, True
+        self._configure_engine()
+        return True
+
+    def _configure_engine(self) -> None:
         eng = self.engine
         for pipe_id, position in self.planned_bursts:
             k = eng.link_index.get(pipe_id)
@@ -284,7 +324,10 @@ class WaterLayer(Layer):
         for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage, DemandSurge,
                     FireFlow):
             twin.bus.subscribe(cls, self.apply)
-        self.engine.open_hydraulics()
+        if self._pooled:        # a project that ran before: back to time 0 (EN_INITFLOW)
+            self.engine.restart_hydraulics()
+        else:
+            self.engine.open_hydraulics()
         for due, action, args in self._restored_pending:
             self._schedule(due, action, args)
         twin.clock.process(self._process())
@@ -402,6 +445,8 @@ class WaterLayer(Layer):
                                     message=f"{event.kind} refused: " + "; ".join(problems),
                                     severity="error"))
             return
+        if not isinstance(event, (PipeBurst, LeakStopped)):
+            self._reusable = False      # statuses, controls, demands changed: not pooled
         handler = {PipeBurst: self._burst, LeakStopped: self._stop_leak,
                    ValveClosed: self._close_link, ValveOpened: self._open_link,
                    PumpOutage: self._pump_outage, DemandSurge: self._demand_surge,
@@ -708,6 +753,7 @@ class WaterLayer(Layer):
         eng = self.engine
         if eng is None or getattr(eng, "_hyd_open", False):
             raise RuntimeError("restore() goes between build and the start of the run")
+        self._reusable = False
         if list(state.get("planned_bursts", [])) != list(self.planned_bursts):
             raise ValueError("restore(): build the fork with the snapshot's planned_bursts "
                              f"({state.get('planned_bursts')}), got {self.planned_bursts}")
@@ -742,6 +788,20 @@ class WaterLayer(Layer):
                                   for due, action, args in state.get("pending", [])]
 
     def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
+        eng = self.engine
+        if eng is None:
+            return
+        self.engine = None
+        if self._pooled and self._reusable:
+            try:    # what a run of leaks changed: emitters and times
+                for node, base in self._base_emitter.items():
+                    eng.set_node_value(node, en.EMITTER, base)
+                for what in (en.REPORTSTEP, en.HYDSTEP, en.DURATION, en.PATTERNSTART,
+                             en.STARTTIME):
+                    eng.set_time_param(what, self._pool_times[what])
+            except en.EpanetError:
+                eng.close()
+                return
+            self.engine_pool.give(eng)
+        else:
+            eng.close()
