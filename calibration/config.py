@@ -38,7 +38,8 @@ from twin.scenario import load_yaml_spec
 from twin.scenario_fields import (Duration, _Problem, _Spec, _empty_if_none, _integer, _name,
                                   _number, _start_time)
 
-PARAMETER_KINDS = ("roughness", "demand", "demand_hour", "leak", "bpr_alpha", "bpr_beta")
+PARAMETER_KINDS = ("roughness", "demand", "demand_hour", "leak", "bpr_alpha", "bpr_beta",
+                   "request_rate")
 QUANTITIES = ("pressure", "head", "flow", "level")
 # unit -> (quantity family, factor to the model's SI unit: m for heads, L/s for flows)
 UNITS: dict[str, tuple[str, float]] = {
@@ -47,9 +48,10 @@ UNITS: dict[str, tuple[str, float]] = {
     "l/s": ("flow", 1.0), "m3/h": ("flow", 1 / 3.6), "m3/s": ("flow", 1000.0),
     "m3/d": ("flow", 1 / 86.4), "gpm": ("flow", 0.0630901964), "mgd": ("flow", 43.8126364),
     "veh/h": ("count", 1.0),
+    "requests/d": ("requests", 1.0),
 }
 QUANTITY_FAMILY = {"pressure": "length", "head": "length", "level": "length", "flow": "flow",
-                   "link_count": "count"}
+                   "link_count": "count", "request_count": "requests"}
 
 
 def _unit(value: Any) -> str:
@@ -74,10 +76,12 @@ Positive = Annotated[float, BeforeValidator(_number(gt=0))]
 
 
 class ModelSpec(_Spec):
-    """The model the parameters act on: an EPANET file (water) or a TNTP folder (traffic)."""
+    """The model the parameters act on: an EPANET file (water), a TNTP folder (traffic) or
+    the request service's background demand for ``population`` inhabitants (citizens)."""
 
     inp: Path | None = None
     tntp: Path | None = None
+    population: Annotated[int, BeforeValidator(_integer(ge=1))] | None = None
     duration_s: Duration | None = Field(None, alias="duration")
     report_step_s: Duration = Field(3600.0, alias="report_step")
     start: Annotated[dt.datetime, BeforeValidator(_start_time)] = dt.datetime(2019, 1, 1)
@@ -93,12 +97,11 @@ class ModelSpec(_Spec):
 
     @model_validator(mode="after")
     def _one_model(self) -> "ModelSpec":
-        if (self.inp is None) == (self.tntp is None):
-            raise _Problem("exactly one of `inp:` (EPANET) or `tntp:` (traffic folder)",
-                           show_input=False)
-        if self.inp is not None and self.duration_s is None:
-            raise _Problem("a duration for an EPANET model (e.g. 24h)", loc=("duration",),
-                           show_input=False)
+        if sum(v is not None for v in (self.inp, self.tntp, self.population)) != 1:
+            raise _Problem("exactly one of `inp:` (EPANET), `tntp:` (traffic folder) or "
+                           "`population:` (the request service)", show_input=False)
+        if self.tntp is None and self.duration_s is None:
+            raise _Problem("a duration (e.g. 24h, 28d)", loc=("duration",), show_input=False)
         return self
 
 
@@ -109,7 +112,8 @@ class PriorSpec(_Spec):
 
 class ParameterSpec(_Spec):
     name: Annotated[str, BeforeValidator(_name)]
-    kind: Literal["roughness", "demand", "demand_hour", "leak", "bpr_alpha", "bpr_beta"]
+    kind: Literal["roughness", "demand", "demand_hour", "leak", "bpr_alpha", "bpr_beta",
+                  "request_rate"]
     group: Annotated[str, BeforeValidator(_name)] = "all"
     bounds: tuple[Positive, Positive]
     initial: Positive | None = None
@@ -149,7 +153,7 @@ class ParameterSpec(_Spec):
 class SensorSpec(_Spec):
     id: Annotated[str, BeforeValidator(_name)]
     element: Annotated[str, BeforeValidator(_name)] | None = None
-    quantity: Literal["pressure", "head", "flow", "level", "link_count"]
+    quantity: Literal["pressure", "head", "flow", "level", "link_count", "request_count"]
     unit: Unit
     sigma: Positive | None = None             # measurement noise in `unit`: the weight
 
@@ -166,11 +170,13 @@ class SensorSpec(_Spec):
 class ObservationFile(_Spec):
     """``battledim``: ``;``-separated, decimal comma, a Timestamp column then one column
     per sensor; ``wide``: a CSV with a time column then one column per sensor; ``tidy``:
-    columns time, sensor, value, unit. ``sensors``: the columns to use (default: all,
-    and each must be a sensor of the file's `sensors:` list)."""
+    columns time, sensor, value, unit; ``open311`` (GeoReport v2 JSON or CSV) and
+    ``myla311``: a request log, counted per day and service_code (the sensor ids).
+    ``sensors``: the columns to use (default: all, and each must be a sensor of the
+    file's `sensors:` list)."""
 
     file: Path
-    format: Literal["battledim", "wide", "tidy"] = "wide"
+    format: Literal["battledim", "wide", "tidy", "open311", "myla311"] = "wide"
     unit: Unit | None = None      # the file's unit (wide formats); converted to the sensor's
     sensors: tuple[str, ...] | None = None
 

@@ -32,6 +32,10 @@ def build_model(spec: CalibrationSpec, boundary: dict[str, Any]):
         from calibration.traffic_model import TrafficModel
 
         return TrafficModel(spec)
+    if spec.model.population is not None:
+        from calibration.requests_model import RequestsModel
+
+        return RequestsModel(spec)
     from calibration.water_model import WaterModel
 
     return WaterModel(spec, boundary.get("levels"), boundary.get("schedules"))

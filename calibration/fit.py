@@ -46,6 +46,9 @@ def sensor_sigmas(spec: CalibrationSpec, observed: pd.DataFrame) -> np.ndarray:
             out.append(s.sigma)
         elif s.quantity in DEFAULT_SIGMA:
             out.append(DEFAULT_SIGMA[s.quantity])
+        elif s.quantity == "request_count":      # Poisson counts: sd = sqrt(mean)
+            mean = float(np.nanmean(observed[s.id].to_numpy(dtype=float)))
+            out.append(max(np.sqrt(max(mean, 0.0)), 1.0))
         else:
             mean = float(np.nanmean(np.abs(observed[s.id].to_numpy(dtype=float))))
             out.append(max(DEFAULT_FLOW_SIGMA_SHARE * mean, 1e-6))

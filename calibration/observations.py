@@ -70,8 +70,39 @@ def _factor(file_unit: str, sensor: SensorSpec, where: str) -> float:
     return to_si_f / to_si_s
 
 
+def _request_counts(obs: ObservationFile, sensors: dict[str, SensorSpec]) -> pd.DataFrame:
+    """A request log counted per calendar day and service_code (requests/d), over the
+    days the log covers (a day without a request of a service counts 0)."""
+    from twin.agents.open311 import read_myla311, read_open311
+    from twin.agents.services import default_catalogue
+
+    path = Path(obs.file)
+    if not path.is_file():
+        raise BadInput(f"observations: no such file {path}")
+    result = read_myla311(path) if obs.format == "myla311" else \
+        read_open311(path, default_catalogue())
+    log = result.requests
+    if log.empty:
+        raise BadInput(f"{path}: no request could be read ({len(result.errors)} bad rows)")
+    wanted = list(obs.sensors) if obs.sensors is not None else list(sensors)
+    unknown = sorted(set(wanted) - set(sensors))
+    if unknown:
+        raise BadInput(f"{path}: unknown sensor id(s) {', '.join(unknown)}; the calibration's "
+                       f"sensors are {', '.join(sensors)}")
+    for sid in wanted:
+        if sensors[sid].quantity != "request_count":
+            raise BadInput(f"{path}: a request log gives request_count sensors (service codes); "
+                           f"sensor {sid!r} is a {sensors[sid].quantity}")
+    day = log["requested_datetime"].dt.floor("D")
+    counts = pd.crosstab(day, log["service_code"])
+    days = pd.date_range(day.min(), day.max(), freq="D")
+    return counts.reindex(index=days, columns=wanted, fill_value=0).astype(float)
+
+
 def read_file(obs: ObservationFile, sensors: dict[str, SensorSpec]) -> pd.DataFrame:
     """One observation file as a wide frame in the sensors' units."""
+    if obs.format in ("open311", "myla311"):
+        return _request_counts(obs, sensors)
     path, frame = Path(obs.file), _read_table(obs)
     if obs.format == "tidy":
         need = {"time", "sensor", "value", "unit"}

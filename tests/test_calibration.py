@@ -296,3 +296,39 @@ def test_an_estimate_on_its_bound_is_flagged(tmp_path, net3_inp):
     assert result.parameters.loc["demand", "at_bound"]
     assert result.parameters.loc["demand", "estimate"] == pytest.approx(1.0, rel=1e-3)
     assert not result.parameters.loc["c_small", "at_bound"]
+
+
+# --- the request service: arrival rates by type from a request log ----------------------
+def test_request_rates_recovered_from_a_simulated_log(tmp_path):
+    from twin.agents.service_layer import simulate_city
+
+    out = tmp_path / "city"
+    # a city whose residents report 1.5 times the catalogue's rates, eight weeks
+    simulate_city(population=20_000, days=56, crews=12, seed=1, volume_factor=1.5,
+                  out_dir=out)
+    log = out / "open311" / "requests.csv"
+    first = pd.read_csv(log)["requested_datetime"].min()[:10]
+    codes = ["bulky_items", "illegal_dumping", "graffiti", "street_light_out", "pothole"]
+    cfg = _write(tmp_path, {
+        "name": "request_rates",
+        "model": {"population": 20_000, "start": first, "duration": "56d", "report_step": "1d"},
+        "groups": {"bulky": {"services": ["bulky_items"]},
+                   "others": {"services": codes[1:]}},
+        "parameters": [{"name": "r_bulky", "kind": "request_rate", "group": "bulky",
+                        "bounds": [0.2, 5.0]},
+                       {"name": "r_others", "kind": "request_rate", "group": "others",
+                        "bounds": [0.2, 5.0]}],
+        "sensors": [{"id": c, "quantity": "request_count", "unit": "requests/d"} for c in codes],
+        "observations": [{"file": str(log), "format": "open311"}],
+    })
+    result = calibrate(load_calibration(cfg))
+    for name in ("r_bulky", "r_others"):
+        row = result.parameters.loc[name]
+        assert abs(row["estimate"] - 1.5) <= 3 * row["sd"], row.to_dict()
+        assert row["sd"] < 0.2
+    assert result.fit_after["rmse"].mean() < result.fit_before["rmse"].mean()
+    # a log sensor that is not a request count is refused
+    bad = yaml.safe_load(cfg.read_text())
+    bad["sensors"][0] = {"id": "bulky_items", "quantity": "pressure", "unit": "m"}
+    with pytest.raises(BadInput, match="request_count"):
+        calibrate(load_calibration(_write(tmp_path, bad, "bad.yaml")))
