@@ -239,6 +239,8 @@ class CitizenServices(Layer):
         self._crews_busy = 0                          # crews driving to or working on a job
         self.reminders_sent = self.renewals_online = 0
         self.info_calls = self.lost = 0
+        self._skip_first_draw = False                 # a restored fork has today's requests
+        self._fork_start: dict[str, Any] | None = None
 
     def _workload_h(self) -> dict[str, float]:
         """Expected crew hours a year per skill (on site, set-up, ~10 min driving)."""
@@ -279,6 +281,9 @@ class CitizenServices(Layer):
         self.counter = Counter(desks=self.policy.counter_desks)
         self.phone.start()
         env.process(self._days())
+        from twin.agents import service_fork
+
+        service_fork.resume(self)
         for crew in self.crews:
             env.process(self._crew(crew))
         env.process(self._record())
@@ -292,11 +297,15 @@ class CitizenServices(Layer):
         """Each midnight: draw the day's background requests and put them on the clock."""
         cal = self.calendar
         day = cal.day_number(self.env.now)
+        restored_today, self._skip_first_draw = self._skip_first_draw, False
         while True:
             start_s = cal.day_start_s(day)
-            batch = self.demand.draw_day(cal.date(day), start_s, self.households, self.rng)
-            keep = batch.time_s >= self.env.now
-            self._schedule_day(batch.time_s[keep], batch.service[keep], batch.household[keep])
+            if not restored_today:      # a fork carries today's requests from its snapshot
+                batch = self.demand.draw_day(cal.date(day), start_s, self.households, self.rng)
+                keep = batch.time_s >= self.env.now
+                self._schedule_day(batch.time_s[keep], batch.service[keep],
+                                   batch.household[keep])
+            restored_today = False
             day += 1
             yield self.env.timeout(cal.day_start_s(day) - self.env.now)
 
@@ -708,6 +717,19 @@ class CitizenServices(Layer):
         return {name: req.column(name) for name in
                 ("service", "channel", "intent_s", "requested_s", "triaged_s", "expected_s",
                  "closed_s", "state", "priority", "duplicate_of")}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The service's state now, for a what-if fork (see :mod:`twin.agents.service_fork`)."""
+        from twin.agents import service_fork
+
+        return service_fork.snapshot(self)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (after build, before the run; the fork's clock 0
+        is the snapshot's time)."""
+        from twin.agents import service_fork
+
+        service_fork.restore(self, state)
 
     def kpis(self) -> dict[str, float]:
         """Figures of the run so far; hours, seconds, km and shares as their names say."""
