@@ -11,7 +11,6 @@ import pytest
 from twin.agents.service_layer import CitizenServices, ServicePolicy
 from twin.agents.storm import storm_floods
 from twin.city.generator import generate_city
-from twin.events import WorkOrderDone
 from twin.twin import Twin
 
 DAY = 86400.0
