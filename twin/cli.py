@@ -133,6 +133,11 @@ def _finite_float(text: str, positive: bool, what: str) -> float:
     return value
 
 
+def _positive_number(text: str) -> float:
+    """An argparse type: a finite number > 0 (the layer commands' durations, limits...)."""
+    return _finite_float(text, True, "a number")
+
+
 def _positive_days(text: str) -> float:
     return _finite_float(text, True, "a number of days")
 

@@ -116,13 +116,17 @@ def _add_sewer(twin: Twin, spec: ScenarioSpec) -> list:
     return [storm.to_event(float(at))]
 
 
+def _need_demo_city(twin: Twin, spec: ScenarioSpec, section: str, why: str) -> None:
+    """A located error when the layer of ``section`` is asked for on an EPANET-file city."""
+    if twin.city is None:
+        path, line = spec.locate(section)
+        raise ScenarioError(path, section, line, f"a demo city (`city: demo:`) for the "
+                            f"{section} layer: {why}", got="an EPANET file city")
+
+
 def _add_lighting(twin: Twin, spec: ScenarioSpec) -> None:
     """The street-lighting layer of the scenario's ``lighting:`` section (demo city only)."""
-    if twin.city is None:
-        path, line = spec.locate("lighting")
-        raise ScenarioError(path, "lighting", line, "a demo city (`city: demo:`) for the "
-                            "lighting layer: its lamps stand along the city's streets",
-                            got="an EPANET file city")
+    _need_demo_city(twin, spec, "lighting", "its lamps stand along the city's streets")
     from twin.networks.lighting import LightingLayer
 
     twin.add_layer(LightingLayer(**spec.lighting.layer_options()))
@@ -130,29 +134,19 @@ def _add_lighting(twin: Twin, spec: ScenarioSpec) -> None:
 
 def _add_traffic(twin: Twin, spec: ScenarioSpec) -> None:
     """The traffic layer of the scenario's ``traffic:`` section (demo city only)."""
-    if twin.city is None:
-        path, line = spec.locate("traffic")
-        raise ScenarioError(path, "traffic", line, "a demo city (`city: demo:`) for the traffic "
-                            "layer: it builds its streets and demand from the city",
-                            got="an EPANET file city")
+    _need_demo_city(twin, spec, "traffic", "it builds its streets and demand from the city")
     from twin.networks.traffic import TrafficLayer
 
     twin.add_layer(TrafficLayer(**spec.traffic.layer_options(),
                                 clock_offset_s=_seconds_into_day(spec.start)))
 
 
-
 def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
     """The parking layer of the scenario's ``parking:`` section (demo city only); capacity
     overrides name zones and car parks, checked once the layer is built."""
     from twin.networks.parking import ParkingLayer
-    from twin.scenario_fields import ScenarioError
 
-    if twin.city is None:
-        path, line = spec.locate("parking")
-        raise ScenarioError(path, "parking", line, "a demo city (`city: demo:`) for the parking "
-                            "layer: its zones are the city's blocks and streets",
-                            got="an EPANET file city")
+    _need_demo_city(twin, spec, "parking", "its zones are the city's blocks and streets")
     layer = ParkingLayer(**spec.parking.layer_options(spec.horizon_s))
     twin.add_layer(layer)
     for key in spec.parking.capacities:
@@ -168,13 +162,8 @@ def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
 def _add_waste(twin: Twin, spec: ScenarioSpec) -> None:
     """The waste layer of the scenario's ``waste:`` section (demo city only)."""
     from twin.networks.waste import WasteLayer
-    from twin.scenario_fields import ScenarioError
 
-    if twin.city is None:
-        path, line = spec.locate("waste")
-        raise ScenarioError(path, "waste", line, "a demo city (`city: demo:`) for the waste "
-                            "layer: its containers serve the city's blocks",
-                            got="an EPANET file city")
+    _need_demo_city(twin, spec, "waste", "its containers serve the city's blocks")
     twin.add_layer(WasteLayer(**spec.waste.layer_options()))
 
 

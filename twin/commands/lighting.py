@@ -5,17 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+from twin.cli import _positive_number
 
 
 def _when(text: str) -> dt.datetime:
@@ -83,14 +74,14 @@ def register(subparsers) -> None:
     d.add_argument("files", nargs="+", help="power recording files (one value a line)")
     d.add_argument("--start", type=_when, default=None,
                    help="date-time of the first line (the files do not store it)")
-    d.add_argument("--min-step-w", type=_number, default=150.0,
+    d.add_argument("--min-step-w", type=_positive_number, default=150.0,
                    help="smallest lasting drop to report, W (default 150)")
-    d.add_argument("--lamp-power-w", type=_number, default=85.0,
+    d.add_argument("--lamp-power-w", type=_positive_number, default=85.0,
                    help="one lamp's power, to count lamps lost (default 85: 70 W HPS)")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_detect)
     s = sub.add_parser("simulate", help="the lighting layer alone on the demo city")
-    s.add_argument("--days", type=_number, default=7.0, help="simulated days (default 7)")
+    s.add_argument("--days", type=_positive_number, default=7.0, help="simulated days (default 7)")
     s.add_argument("--strategy", choices=("full", "dimming", "adaptive"), default="full")
     s.add_argument("--population", type=int, default=50_000)
     s.add_argument("--seed", type=int, default=0)

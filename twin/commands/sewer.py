@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+from twin.cli import _positive_number
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,10 +56,10 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="sewer_command", metavar="SEWER_COMMAND")
     r = sub.add_parser("run", help="run any SWMM .inp through the sewer layer")
     r.add_argument("model", help="SWMM 5 .inp file")
-    r.add_argument("--step", type=_positive, default=300.0,
+    r.add_argument("--step", type=_positive_number, default=300.0,
                    help="control step of the layer in seconds (default 300; SWMM's routing "
                         "step is the file's)")
-    r.add_argument("--hours", type=_positive, help="simulated hours (default: the file's period)")
+    r.add_argument("--hours", type=_positive_number, help="simulated hours (default: the file's period)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
@@ -76,10 +67,10 @@ def register(subparsers) -> None:
     b.add_argument("--out", required=True, help="the .inp file to write")
     b.add_argument("--population", type=int, default=50_000, help="inhabitants (default 50000)")
     b.add_argument("--seed", type=int, default=0, help="city seed (default 0)")
-    b.add_argument("--hours", type=_positive, default=24.0, help="simulated period (default 24)")
-    b.add_argument("--storm-years", type=_positive,
+    b.add_argument("--hours", type=_positive_number, default=24.0, help="simulated period (default 24)")
+    b.add_argument("--storm-years", type=_positive_number,
                    help="add a Chicago design storm of this return period (years) after 1 h")
-    b.add_argument("--storm-hours", type=_positive, default=2.0,
+    b.add_argument("--storm-hours", type=_positive_number, default=2.0,
                    help="the design storm's duration (default 2 h)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=cmd_build_demo)

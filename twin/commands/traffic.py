@@ -13,18 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+from twin.cli import _positive_number
 
 
 def _link(text: str) -> tuple[int, int]:
@@ -37,7 +28,7 @@ def _link(text: str) -> tuple[int, int]:
 
 def _capacity(text: str) -> tuple[tuple[int, int], float]:
     link, _, factor = text.partition("=")
-    value = _positive(factor) if factor else math.nan
+    value = _positive_number(factor) if factor else math.nan
     if not factor or value > 1:
         raise argparse.ArgumentTypeError(f"expected FROM-TO=FACTOR with 0 < FACTOR <= 1 "
                                          f"(e.g. 10-15=0.5), got {text!r}")
@@ -137,7 +128,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("assign", help="user-equilibrium assignment of a TNTP network")
     p.add_argument("--tntp", required=True,
                    help="TNTP folder (with *_net.tntp and *_trips.tntp) or its _net file")
-    p.add_argument("--gap", type=_positive, default=1e-4, help="target relative gap (1e-4)")
+    p.add_argument("--gap", type=_positive_number, default=1e-4, help="target relative gap (1e-4)")
     p.add_argument("--max-iterations", type=int, default=1000)
     p.add_argument("--method", choices=("auto", "path", "bfw"), default="auto",
                    help="path-based gradient projection (auto) or bi-conjugate Frank-Wolfe")

@@ -7,15 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+from twin.cli import _positive_number
 
 
 def cmd_route(args: argparse.Namespace) -> int:
@@ -81,14 +73,14 @@ def register(subparsers) -> None:
 
     r = sub.add_parser("route", help="solve a CVRPLIB instance (.vrp) with PyVRP")
     r.add_argument("instance", help="CVRPLIB .vrp file (EUC_2D, CEIL_2D, ATT or EXPLICIT)")
-    r.add_argument("--seconds", type=_positive, default=10.0, help="time limit (default 10)")
+    r.add_argument("--seconds", type=_positive_number, default=10.0, help="time limit (default 10)")
     r.add_argument("--seed", type=int, default=0, help="solver seed (default 0)")
     r.add_argument("--out", help="write the solution as a CVRPLIB .sol file")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_route)
 
     s = sub.add_parser("simulate", help="the demo city's waste collection over some days")
-    s.add_argument("--days", type=_positive, default=28.0, help="simulated days (default 28)")
+    s.add_argument("--days", type=_positive_number, default=28.0, help="simulated days (default 28)")
     s.add_argument("--strategy", choices=("fixed", "sensor"), default="fixed",
                    help="fixed weekly schedule or sensor-driven (default fixed)")
     s.add_argument("--population", type=int, default=50_000,
