@@ -135,6 +135,8 @@ class Objective:
 
 
 def _de_map(objective: Objective):
+    """A ``workers`` map for differential evolution: a generation's costs in one batch
+    (``func`` is ``objective.cost``; the batch computes the same, in parallel)."""
     def mapper(func, population):
         return objective.costs(list(population))
     return mapper
@@ -159,7 +161,7 @@ def fit(spec: CalibrationSpec, objective: Objective) -> FitResult:
         gens = max(2, budget // max(popsize * n, 1) - 1)
         if spec.method == "both":
             gens = max(2, gens // 2)
-        de = differential_evolution(lambda v: 0.0, list(zip(objective.lower, objective.upper)),
+        de = differential_evolution(objective.cost, list(zip(objective.lower, objective.upper)),
                                     popsize=popsize, maxiter=gens, seed=spec.seed, polish=False,
                                     updating="deferred", workers=_de_map(objective), x0=z0,
                                     tol=1e-8)

@@ -115,18 +115,19 @@ def read_file(obs: ObservationFile, sensors: dict[str, SensorSpec]) -> pd.DataFr
             k = int(np.flatnonzero(frame["sensor"].isin(unknown).to_numpy())[0])
             raise BadInput(f"{path}:{k + 2}: unknown sensor id(s) {', '.join(unknown[:10])}; "
                            f"known: {', '.join(sensors)}")
-        frame = frame[frame["sensor"].isin(obs.sensors or list(sensors))]
-        times = _times(frame.reset_index(drop=True), "time", path)
-        values = _numbers(frame["value"].reset_index(drop=True), path, "value", False)
+        frame = frame.reset_index(drop=True)      # positions + 2 are the file's lines
+        times = _times(frame, "time", path)
+        values = _numbers(frame["value"], path, "value", False)
         factors = np.empty(len(frame))
-        for unit, rows in frame.reset_index(drop=True).groupby("unit").groups.items():
-            u = str(unit).strip().lower()
-            if u not in UNITS:
-                raise BadInput(f"{path}:{int(rows[0]) + 2}: unit {unit!r}: expected one of "
-                               f"{', '.join(UNITS)}")
-            for r in rows:
-                sensor = sensors[frame["sensor"].iloc[r]]
-                factors[r] = _factor(u, sensor, f"{path}:{r + 2}")
+        units = frame["unit"].astype(str).str.strip().str.lower()
+        for (unit, sensor), rows in frame.groupby([units, frame["sensor"]]).indices.items():
+            where = f"{path}:{int(rows[0]) + 2}"
+            if unit not in UNITS:
+                raise BadInput(f"{where}: unit {frame['unit'].iloc[rows[0]]!r}: expected one "
+                               f"of {', '.join(UNITS)}")
+            factors[rows] = _factor(unit, sensors[sensor], where)
+        keep = frame["sensor"].isin(obs.sensors or list(sensors)).to_numpy()
+        frame, times, values, factors = frame[keep], times[keep], values[keep], factors[keep]
         tidy = pd.DataFrame({"time": times, "sensor": frame["sensor"].to_numpy(),
                              "value": values * factors})
         return tidy.pivot_table(index="time", columns="sensor", values="value", aggfunc="mean")
