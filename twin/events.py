@@ -87,6 +87,7 @@ class StreetFlooded(Event):
     radius_m: float = 50.0
     flow_lps: float = 0.0
     street_ids: tuple[str, ...] = ()
+    depth_m: float = 0.0             # estimated water depth on the street (0: not estimated)
 
 
 # --- mobility, assets, people (used by later layers) ------------------------
@@ -256,6 +257,39 @@ class TravelTimesUpdated(Event):
     tstt_change_veh_h: float = 0.0
 
 
+# --- the city's response and city-wide conditions (hypervision) --------------------
+@dataclass(frozen=True)
+class CitizenAlert(Event):
+    """The city warns the residents of an area by SMS / app push (``kind``: 'water_cut',
+    'street_closed', 'collection_postponed', 'flood_warning', 'heat', ...). The area is the
+    disc of ``radius_m`` around (x, y), plus the households along ``street_ids``."""
+    kind: str = ""
+    x: float = 0.0
+    y: float = 0.0
+    radius_m: float = 0.0
+    street_ids: tuple[str, ...] = ()
+    message: str = ""
+    recipients: int = 0              # filled by the citizens layer's record, 0 when published
+
+
+@dataclass(frozen=True)
+class CrewRerouted(Event):
+    """A field crew's route changed because of a closure (``cause_id``): the streets it now
+    avoids and the extra driving time."""
+    crew_id: str = ""
+    order_id: str = ""
+    street_ids: tuple[str, ...] = ()
+    extra_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Heatwave(Event):
+    """Hot days from ``time_s`` for ``duration_s``: a peak air temperature of
+    ``temperature_c``; what follows in each network is for the cascade rules to say."""
+    temperature_c: float = 35.0
+    duration_s: float | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage,
                                   DemandSurge, FireFlow, StreetFlooded, StreetClosed,
@@ -263,7 +297,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
                                   WorkOrderDone, LampFailed, CabinetFault, ContainerOverflow,
                                   SewerFlooding, OverflowSpill, TravelTimesUpdated,
                                   LanesClosed, LanesReopened, Rainfall, ConduitBlocked,
-                                  SewerPumpOutage, LightingFault)
+                                  SewerPumpOutage, LightingFault, CitizenAlert,
+                                  CrewRerouted, Heatwave)
 }
 
 
