@@ -290,6 +290,16 @@ class Heatwave(Event):
     duration_s: float | None = None
 
 
+@dataclass(frozen=True)
+class ServiceSurge(Event):
+    """Residents file more background requests of the listed Open311 services (all of them
+    when empty) by ``factor`` for ``duration_s`` (a heatwave's odour and pressure
+    complaints, say)."""
+    service_codes: tuple[str, ...] = ()
+    factor: float = 1.0
+    duration_s: float | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in (PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage,
                                   DemandSurge, FireFlow, StreetFlooded, StreetClosed,
@@ -298,7 +308,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
                                   SewerFlooding, OverflowSpill, TravelTimesUpdated,
                                   LanesClosed, LanesReopened, Rainfall, ConduitBlocked,
                                   SewerPumpOutage, LightingFault, CitizenAlert,
-                                  CrewRerouted, Heatwave)
+                                  CrewRerouted, Heatwave, ServiceSurge)
 }
 
 
