@@ -79,6 +79,8 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
         _add_traffic(twin, spec)
     if spec.sewer is not None or any(e.type in SEWER_EVENT_SPECS for e in spec.events):
         events = events + _add_sewer(twin, spec)
+    if spec.citizens is not None:
+        _add_citizens(twin, spec)
     eng = layer.engine
     check_elements(spec, {
         "pipe": layer.pipe_ids,
@@ -157,6 +159,25 @@ def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
                                 got=f"unknown id {key!r} (zones {layer.zone_ids[0]}.."
                                     f"{layer.zone_ids[-1]}, car parks {', '.join(layer.carpark_ids)})")
     layer.set_capacities(spec.parking.capacities)
+
+
+def _add_citizens(twin: Twin, spec: ScenarioSpec) -> None:
+    """The request service of the ``citizens:`` section (demo city only)."""
+    from twin.agents.service_layer import CitizenServices
+
+    _need_demo_city(twin, spec, "citizens", "its households live in the city's blocks")
+    at = spec.citizens.preposition.at if spec.citizens.preposition is not None else None
+    if isinstance(at, str) and at not in twin.city.streets.index:
+        path, line = spec.locate("citizens.preposition.at")
+        raise ScenarioError(path, "citizens.preposition.at", line, "a street id of the city "
+                            f"(such as {twin.city.streets.index[0]!r}) or [x, y]", got=repr(at))
+    try:
+        twin.add_layer(CitizenServices(spec.citizens.service_policy(spec.start)))
+    except ValueError as exc:           # too few crews for the skills, an unknown skill
+        field = "citizens.crews" if str(exc).startswith("crews:") else "citizens"
+        path, line = spec.locate(field)
+        raise ScenarioError(path, field, line, "settings the request service can run with",
+                            detail=str(exc)) from None
 
 
 def _add_waste(twin: Twin, spec: ScenarioSpec) -> None:

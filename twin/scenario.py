@@ -42,6 +42,7 @@ from twin.scenario_traffic import StreetClosureSpec, TrafficSpec
 from twin.scenario_lighting import LampFailureSpec, LightingSpec
 from twin.scenario_sewer import (BlockedConduitSpec, DesignStormSpec, RainfallSeriesSpec,
                                  SewerPumpOutageSpec, SewerSpec)
+from twin.scenario_citizens import CitizensSpec
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
            "EventSpec", "PipeBurstSpec", "ValveClosureSpec", "PumpOutageSpec",
@@ -265,6 +266,8 @@ class ScenarioSpec(_Spec):
     lighting: Annotated[LightingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a sewer layer (SWMM), storms and control strategy (twin.scenario_sewer)
     sewer: Annotated[SewerSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    # optional: citizens' requests, phone centre, alerts and crews (twin.scenario_citizens)
+    citizens: Annotated[CitizensSpec | None, BeforeValidator(_empty_if_none({}))] = None
     ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first

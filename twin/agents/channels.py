@@ -206,3 +206,50 @@ class Reminders:
         switch = offline & (rng.random(len(channels)) < self.uptake)
         online = np.where(rng.random(len(channels)) < 2 / 3, names.index("app"), names.index("web"))
         return np.where(switch, online, channels), int(reminded.sum()), int(switch.sum())
+
+
+CALL_KINDS: tuple[str, ...] = ("request", "information", "status")
+
+
+@dataclass(frozen=True)
+class FirstContact:
+    """First-level answers at the phone centre, from the administrative database.
+
+    A level-1 agent resolves ``share[kind]`` of the calls of each kind (an information
+    question, the status of an existing request, a simple administrative request) at first
+    contact, in about ``level1_s[kind]`` seconds. The rest are escalated: the agent consults
+    level 2 while the caller holds (``escalated_s[kind]`` seconds in all), or, for
+    ``callback_share`` of them, takes the details in ``level1_s`` and the back office calls
+    back later (an escalated request is then triaged by the back office). Times are the means
+    of lognormal handling times (sigma 0.5). Default times are assumptions of the order of
+    French town-hall contact centres (two to four minutes answered, many more escalated).
+    """
+
+    share: dict[str, float] = field(default_factory=lambda: {
+        "request": 0.5, "information": 0.7, "status": 0.8})
+    level1_s: dict[str, float] = field(default_factory=lambda: {
+        "request": 240.0, "information": 120.0, "status": 90.0})
+    escalated_s: dict[str, float] = field(default_factory=lambda: {
+        "request": 540.0, "information": 420.0, "status": 360.0})
+    callback_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("share", "level1_s", "escalated_s"):
+            table = getattr(self, name)
+            unknown = set(table) - set(CALL_KINDS)
+            if unknown:
+                raise ValueError(f"first_contact: {name}: unknown call kinds {sorted(unknown)};"
+                                 f" expected some of {CALL_KINDS}")
+        if not all(0 <= v <= 1 for v in self.share.values()) or not 0 <= self.callback_share <= 1:
+            raise ValueError("first_contact: shares must be between 0 and 1")
+
+    def answer(self, kind: str, rng: np.random.Generator) -> tuple[str, float]:
+        """How a call of ``kind`` ends ('resolved', 'escalated' or 'callback') and the agent's
+        seconds on it."""
+        if rng.random() < self.share.get(kind, 0.0):
+            outcome, mean_s = "resolved", self.level1_s.get(kind, 180.0)
+        elif rng.random() < self.callback_share:
+            outcome, mean_s = "callback", self.level1_s.get(kind, 180.0)
+        else:
+            outcome, mean_s = "escalated", self.escalated_s.get(kind, 480.0)
+        return outcome, float(rng.lognormal(np.log(mean_s) - 0.125, 0.5))

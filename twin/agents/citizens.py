@@ -98,6 +98,13 @@ class Households:
         """Rows of the households whose home lies within ``radius_m`` of (x_m, y_m)."""
         return np.asarray(self._tree.query_ball_point((x_m, y_m), radius_m), dtype=np.int64)
 
+    def within_box(self, xmin: float, ymin: float, xmax: float, ymax: float,
+                   margin_m: float = 0.0) -> np.ndarray:
+        """Rows of the households whose home lies in the box grown by ``margin_m``."""
+        inside = ((self.x_m >= xmin - margin_m) & (self.x_m <= xmax + margin_m)
+                  & (self.y_m >= ymin - margin_m) & (self.y_m <= ymax + margin_m))
+        return np.flatnonzero(inside)
+
 
 @dataclass
 class DayOfRequests:
@@ -135,10 +142,14 @@ class BackgroundDemand:
         return float(self.per_hour.sum() * HOURS_PER_YEAR)
 
     def draw_day(self, day: dt.date, day_start_s: float, households: Households,
-                 rng: np.random.Generator) -> DayOfRequests:
-        """The background requests of calendar ``day`` starting at ``day_start_s``."""
+                 rng: np.random.Generator, extra: np.ndarray | None = None) -> DayOfRequests:
+        """The background requests of calendar ``day`` starting at ``day_start_s``.
+
+        ``extra`` (hours x services, as :meth:`surge_extra` gives it): draw only the extra
+        requests of a surge, its expected count being ``extra`` times the usual one."""
         scale = self.per_hour * self.month[:, day.month - 1] * self.weekday[:, day.weekday()]
-        counts = rng.poisson(self.hour * scale)                 # (24, services)
+        expected = self.hour * scale if extra is None else self.hour * scale * extra
+        counts = rng.poisson(expected)                          # (24, services)
         hours, service = np.nonzero(counts)
         reps = counts[hours, service]
         hours, service = np.repeat(hours, reps), np.repeat(service, reps)
@@ -146,3 +157,16 @@ class BackgroundDemand:
         order = np.argsort(time_s, kind="stable")
         return DayOfRequests(time_s[order], service[order],
                              households.draw(len(order), rng))
+
+
+
+def surge_extra(day_start_s: float, start_s: float, end_s: float, mask: np.ndarray,
+                factor: float) -> np.ndarray | None:
+    """(24, services) extra factors of a day for a surge from ``start_s`` to ``end_s`` of the
+    services in ``mask``: ``factor - 1`` in every hour it touches (the draws are then kept
+    between ``start_s`` and ``end_s`` only); None if it does not touch the day."""
+    hours = day_start_s + np.arange(25) * 3600.0
+    touched = (hours[1:] > start_s) & (hours[:-1] < end_s)
+    if not touched.any() or factor <= 1.0:
+        return None
+    return np.outer(touched, mask * (factor - 1.0))

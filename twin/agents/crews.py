@@ -62,6 +62,7 @@ class StreetRouter:
         self.closed: set[str] = set()        # street ids closed to the crews
         self.closure_passes = 0              # travels that had to pass a closure: no open route
         self._passed_closure = False
+        self._hop_street: dict[tuple[int, int], str] | None = None
         self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._rows_all = self._rows          # the same cache while nothing is closed
         self._time_all = self._time
@@ -162,6 +163,52 @@ class StreetRouter:
         if not self.has_graph:
             return np.hypot(*(self.xy_m - self.xy_m[a]).T) * DETOUR_FACTOR / STRAIGHT_LINE_SPEED_MPS
         return self._row(a)[0]
+
+    def route(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fastest route from ``a`` to ``b`` now: intersection rows, and the seconds and
+        metres from ``a`` at each of them (on the full graph when closures leave none)."""
+        if a == b or not self.has_graph:
+            secs, metres = self.travel(a, b)
+            nodes = np.array([a] if a == b else [a, b], dtype=np.int64)
+            return nodes, np.array([0.0, secs][: len(nodes)]), np.array([0.0, metres][: len(nodes)])
+        times, metres, pred = self._row(a, b)
+        out, k = [b], b
+        while k != a:
+            k = int(pred[k])
+            if k < 0:
+                raise ValueError(f"no street route from {self.node_ids[a]} to {self.node_ids[b]}")
+            out.append(k)
+        nodes = np.array(out[::-1], dtype=np.int64)
+        return nodes, times[nodes], metres[nodes]
+
+    def streets_on(self, nodes: np.ndarray) -> list[str]:
+        """The street id of each hop of a route (``nodes`` as :meth:`route` gives them)."""
+        if self._hop_street is None:
+            rows, cols = self._edges[0], self._edges[1]
+            self._hop_street = dict(zip(zip(rows.tolist(), cols.tolist()),
+                                        self._edge_street.tolist()))
+        return [self._hop_street.get((int(u), int(v)), "") for u, v in zip(nodes[:-1], nodes[1:])]
+
+    def open_travel_s(self, a: int, b: int) -> float:
+        """Seconds from ``a`` to ``b`` as if no street were closed."""
+        if a == b or not self.has_graph:
+            return self.travel(a, b)[0] if a != b else 0.0
+        full = self._rows_all.get(a)
+        if full is None:
+            self._solve(np.array([a]), full_graph=True)
+            full = self._rows_all[a]
+        return float(full[0][b])
+
+    def open_route(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`route` as if no street were closed."""
+        closed, self.closed = self.closed, set()
+        saved = self._time, self._rows
+        self._time, self._rows = self._time_all, self._rows_all
+        try:
+            return self.route(a, b)
+        finally:
+            self.closed = closed
+            self._time, self._rows = saved
 
     def path(self, a: int, b: int) -> list[str]:
         """Intersection ids from ``a`` to ``b`` along the fastest route."""
@@ -264,6 +311,9 @@ class Crew:
     wake: object = None          # the SimPy event that wakes the crew when it is idle
     assigned: object = None      # a job handed over while idle
     route: list = field(default_factory=list)   # batched policy: jobs of today's route
+    staged: bool = False         # pre-positioned: waits at its depot (the staging point)
+    driving: list | None = None  # while driving: [from, to, depart_s, arrive_s, metres]
+    process: object = None       # its SimPy process (interrupted to reroute)
 
     def __post_init__(self) -> None:
         if self.node < 0:
@@ -312,3 +362,44 @@ def make_crews(n_crews: int, workload_h: dict[str, float], depots: list[int]) ->
             crews.append(Crew(f"{skill}-{k + 1:02d}", skill, depots[n % len(depots)], shift,
                               vehicle="tanker truck" if skill == "sewer" else "van"))
     return crews
+
+
+@dataclass(frozen=True)
+class Preposition:
+    """A response option: from ``from_s`` (seconds of the run), ``crews`` crews of ``skill``
+    wait at a staging point (``at``: (x, y) in the city's CRS, or a street id: its middle)
+    instead of their depot, so they are near when the incidents come."""
+
+    crews: int
+    skill: str
+    at: tuple[float, float] | str
+    from_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.crews < 1:
+            raise ValueError(f"preposition: crews: expected >= 1, got {self.crews}")
+
+    def point(self, city: "City") -> tuple[float, float]:
+        """The staging point (x, y) in the city's CRS."""
+        if isinstance(self.at, str):
+            if self.at not in city.streets.index:
+                raise ValueError(f"preposition: at: unknown street id {self.at!r}")
+            mid = city.streets.geometry.loc[self.at].interpolate(0.5, normalized=True)
+            return float(mid.x), float(mid.y)
+        return float(self.at[0]), float(self.at[1])
+
+
+def staged_crews(crews: list[Crew], skill: str, n: int, weekday: int, hour: float) -> list[Crew]:
+    """The ``n`` crews of ``skill`` to pre-position: those on shift now first, then those
+    whose shift starts soonest (so the staging point is manned around the clock when the
+    skill's crews rotate over shifts)."""
+    mine = [c for c in crews if c.skill == skill]
+    if not mine:
+        raise ValueError(f"preposition: no crew of skill {skill!r}; the crews' skills are "
+                         f"{sorted({c.skill for c in crews})}")
+
+    def wait_s(crew: Crew) -> float:
+        return 0.0 if crew.shift.window_end_s(weekday, hour) else crew.shift.next_start_s(
+            weekday, hour)
+
+    return sorted(mine, key=wait_s)[:n]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from twin.agents.service_layer import CitizenServices
 
 REQUEST_TIMES = ("intent_s", "requested_s", "triaged_s", "expected_s", "closed_s", "updated_s")
-ORDER_TIMES = ("received_s", "due_s", "done_s")
+ORDER_TIMES = ("received_s", "due_s", "arrived_s", "done_s")
 CREW_TOTALS = ("busy_s", "on_shift_s", "driven_m", "jobs")
 WITH_ORDER = ("triaged", "scheduled", "in_progress")
 

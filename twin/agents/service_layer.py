@@ -36,14 +36,19 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
+import shapely
+import simpy
 
-from twin.agents.channels import Calendar, Counter, PhoneCentre, PhoneStaffing, Reminders
-from twin.agents.citizens import CHANNELS, BackgroundDemand, Households
-from twin.agents.crews import Crew, StreetRouter, make_crews
+from twin.agents.alerts import AlertPolicy, AlertService
+from twin.agents.channels import (Calendar, Counter, FirstContact, PhoneCentre, PhoneStaffing,
+                                  Reminders)
+from twin.agents.citizens import CHANNELS, BackgroundDemand, Households, surge_extra
+from twin.agents.crews import Crew, Preposition, StreetRouter, make_crews, staged_crews
 from twin.agents.dispatch import MIN_SHIFT_LEFT_S, Dispatcher, WorkOrder
-from twin.events import (CabinetFault, ContainerOverflow, Event, LampFailed, LeakStopped,
-                         PipeBurst, RepairDone, RequestFiled, SewerFlooding, StreetClosed,
-                         StreetFlooded, StreetReopened, TravelTimesUpdated, WorkOrderDone)
+from twin.events import (CabinetFault, CitizenAlert, ContainerOverflow, CrewRerouted, Event,
+                         LampFailed, LeakStopped, PipeBurst, RepairDone, RequestFiled,
+                         ServiceSurge, SewerFlooding, StreetClosed, StreetFlooded,
+                         StreetReopened, TravelTimesUpdated, WorkOrderDone)
 from twin.networks.base import Layer
 
 if TYPE_CHECKING:
@@ -56,7 +61,7 @@ WORK_HOURS: dict[str, float] = {"water": 3.0, "sewer": 1.5, "lighting": 1.0, "wa
                                 "roads": 1.5, "parking": 1.0, "other": 0.75}
 SETUP_S = 300.0                   # parking and setting up at a job
 OFFICE_SERVICES = ("parking_permit_renewal",)   # answered by the back office, no crew
-PHONE_HANDLE_S = {"request": 300.0, "information": 180.0}
+PHONE_HANDLE_S = {"request": 300.0, "information": 180.0, "status": 120.0}
 
 
 @dataclass
@@ -67,6 +72,15 @@ class ServicePolicy:
     ``report_probability``: chance that a household within ``report_radius_m`` of an
     incident reports it (times its propensity), at most ``max_reports`` reports.
     ``info_calls_per_phone_request``: calls that ask something and file nothing.
+    ``incident_info_call_probability``: chance that a household affected by an incident
+    (a flooded or closed street near home, a sewer flooding, a dark cabinet area) calls to
+    ask about it ("is my water cut? why is my street closed?"), times its propensity, about
+    ``mean_info_call_delay_s`` after the incident, at most once in ``info_call_gap_s``.
+    ``status_call_probability``: chance that the requester of a request still open when its
+    promise passes calls the next day to ask where it stands.
+    ``alerts``: the alert service (:class:`twin.agents.alerts.AlertPolicy`);
+    ``first_contact``: first-level answers at the phone centre (None: every call takes the
+    usual ``PHONE_HANDLE_S``); ``preposition``: crews moved to a staging point.
     """
 
     policy: str = "priority"
@@ -88,6 +102,13 @@ class ServicePolicy:
     info_calls_per_phone_request: float = 1.0
     abandoned_retry_share: float = 0.5        # hung-up callers who file online later
     record_step_s: float = 3600.0
+    incident_info_call_probability: float = 0.02
+    mean_info_call_delay_s: float = 1800.0
+    info_call_gap_s: float = 12 * 3600.0
+    status_call_probability: float = 0.0
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    first_contact: FirstContact | None = None
+    preposition: Preposition | None = None
 
 
 class _Columns:
@@ -166,18 +187,37 @@ class _Orders(_Columns):
         "request": (np.int64, -1), "skill": (object, ""), "priority": (np.int64, 0),
         "node": (np.int64, -1), "received_s": (np.float64, math.nan),
         "due_s": (np.float64, math.nan), "work_s": (np.float64, math.nan),
-        "incident_id": (object, ""), "crew_id": (object, ""), "done_s": (np.float64, math.nan)}
+        "incident_id": (object, ""), "crew_id": (object, ""), "arrived_s": (np.float64, math.nan),
+        "done_s": (np.float64, math.nan)}
 
     def add(self, order: WorkOrder) -> None:
         row = self._reserve(1)
         for name in self.COLUMNS:
-            if name != "done_s":
+            if name not in ("arrived_s", "done_s"):
                 getattr(self, name)[row] = getattr(order, name)
 
     def frame(self) -> pd.DataFrame:
         out = pd.DataFrame({name: self.column(name) for name in self.COLUMNS})
         out.index.name = "order_id"
         return out.reset_index()
+
+
+@dataclass(slots=True)
+class _Trip:
+    """A crew's drive: the current leg (from ``start``, leaving at ``depart_s``) to ``to``;
+    ``first`` the intersection it left from, ``before_m`` metres driven on earlier legs."""
+    start: int
+    to: int
+    depart_s: float
+    arrive_s: float
+    leg_m: float
+    order: int
+    first: int = -1
+    before_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.first < 0:
+            self.first = self.start
 
 
 @dataclass
@@ -239,6 +279,19 @@ class CitizenServices(Layer):
         self._crews_busy = 0                          # crews driving to or working on a job
         self.reminders_sent = self.renewals_online = 0
         self.info_calls = self.lost = 0
+        self.alerts = AlertService(pol.alerts, self.households, city,
+                                   twin.rng.stream("citizens.alerts"))
+        self._effect_rng = twin.rng.stream("citizens.alert_effects")
+        self._info_rng = twin.rng.stream("citizens.incident_calls")
+        self._call_rng = twin.rng.stream("citizens.first_contact")
+        self._surge_rng = twin.rng.stream("citizens.surge")
+        self._last_info_s = np.full(len(self.households), -np.inf)
+        self.reports_avoided = self.incident_info_calls = self.incident_info_avoided = 0
+        self.status_calls = 0
+        self.call_outcomes = {"resolved": 0, "escalated": 0, "callback": 0}
+        self.reroutes: list[tuple] = []     # (crew, order, cause id, extra s): CrewRerouted
+        self._closed_by: dict[str, int] = {}          # closed street -> its StreetClosed id
+        self._surges: list[tuple[float, float, np.ndarray, float]] = []
         self._skip_first_draw = False                 # a restored fork has today's requests
         self._fork_start: dict[str, Any] | None = None
 
@@ -269,7 +322,7 @@ class CitizenServices(Layer):
         twin.bus.subscribe(StreetClosed, self.apply)
         twin.bus.subscribe(StreetReopened, self.apply)
         for kind in (LampFailed, CabinetFault, ContainerOverflow, SewerFlooding,
-                     TravelTimesUpdated):
+                     TravelTimesUpdated, CitizenAlert, ServiceSurge):
             twin.bus.subscribe(kind, self.apply)
         if twin.street_times_s is not None:
             self.router.set_street_times(twin.street_times_s)
@@ -285,7 +338,9 @@ class CitizenServices(Layer):
 
         service_fork.resume(self)
         for crew in self.crews:
-            env.process(self._crew(crew))
+            crew.process = env.process(self._crew(crew))
+        if self.policy.preposition is not None:
+            self._at(self.policy.preposition.from_s, self._preposition, self.policy.preposition)
         env.process(self._record())
 
     def _at(self, time_s: float, action: Callable, *args) -> None:
@@ -306,28 +361,70 @@ class CitizenServices(Layer):
                 self._schedule_day(batch.time_s[keep], batch.service[keep],
                                    batch.household[keep])
             restored_today = False
+            self._surge_day(day, self._surges)
+            if self.policy.status_call_probability > 0:
+                self._status_calls(start_s - 86400.0, start_s)
             day += 1
             yield self.env.timeout(cal.day_start_s(day) - self.env.now)
 
-    def _schedule_day(self, times: np.ndarray, services: np.ndarray, homes: np.ndarray) -> None:
+    def _surge_day(self, day: int, surges: list) -> None:
+        """The extra background requests of ``surges`` on ``day`` (from now on)."""
+        start_s = self.calendar.day_start_s(day)
+        for surge_start, surge_end, mask, factor in surges:
+            extra = surge_extra(start_s, surge_start, surge_end, mask, factor)
+            if extra is None:
+                continue
+            batch = self.demand.draw_day(self.calendar.date(day), start_s, self.households,
+                                         self._surge_rng, extra=extra)
+            keep = ((batch.time_s >= max(self.env.now, surge_start))
+                    & (batch.time_s < surge_end))
+            if keep.any():
+                self._schedule_day(batch.time_s[keep], batch.service[keep],
+                                   batch.household[keep], self._surge_rng)
+
+    def _surge(self, ev: ServiceSurge) -> None:
+        """More background requests of some services for a while (the rest of today now,
+        the next days at their midnight). A factor of 1 or less changes nothing."""
+        codes = set(ev.service_codes) or set(self._code_row)
+        mask = np.array([s.service_code in codes for s in self.services], dtype=float)
+        end_s = self.env.now + (ev.duration_s if ev.duration_s is not None else math.inf)
+        surge = (self.env.now, end_s, mask, float(ev.factor))
+        self._surges = [s for s in self._surges if s[1] > self.env.now] + [surge]
+        self._surge_day(self.calendar.day_number(self.env.now), [surge])
+
+    def _status_calls(self, since_s: float, until_s: float) -> None:
+        """Requesters of requests whose promise passed in [since_s, until_s) and still open
+        call the next day (in the centre's hours) to ask where their request stands."""
+        req = self.requests
+        expected, closed = req.column("expected_s"), req.column("closed_s")
+        late = np.flatnonzero((expected >= since_s) & (expected < until_s) & np.isnan(closed)
+                              & (req.column("duplicate_of") < 0))
+        callers = late[self._call_rng.random(len(late)) < self.policy.status_call_probability]
+        for _ in callers:
+            when = until_s + float(self._call_rng.uniform(8.0, 18.0)) * H
+            self.status_calls += 1
+            self._at(self._call_time(when), self._phone_call, "status")
+
+    def _schedule_day(self, times: np.ndarray, services: np.ndarray, homes: np.ndarray,
+                      rng: np.random.Generator | None = None) -> None:
         """File the day's requests in the table and walk them on the clock.
 
         One process walks the day's sorted contacts (requests and information calls), so
         the event heap holds one timeout for them instead of one per request: the heap and
         the objects kept alive for the day stay small when the volume grows tenfold.
         """
-        hh = self.households
+        hh, rng = self.households, rng or self.rng
         channels = hh.channel[homes]
         codes = [self.services[k].service_code for k in services]
-        channels, sent, moved = self.policy.reminders.apply(channels, codes, self.rng, CHANNELS)
+        channels, sent, moved = self.policy.reminders.apply(channels, codes, rng, CHANNELS)
         self.reminders_sent += sent
         self.renewals_online += moved
         nodes = self._home_node[homes]
         first = self.requests.add_many(services, homes, hh.x_m[homes], hh.y_m[homes], nodes,
                                        channels, times)
         phone_calls = int((channels == CHANNELS.index("phone")).sum())
-        n_info = self.rng.poisson(self.policy.info_calls_per_phone_request * phone_calls)
-        info_s = (times[0] + self.rng.random(n_info) * (times[-1] - times[0]) if len(times)
+        n_info = rng.poisson(self.policy.info_calls_per_phone_request * phone_calls)
+        info_s = (times[0] + rng.random(n_info) * (times[-1] - times[0]) if len(times)
                   else np.zeros(0))
         # requests before information calls at equal times, as their order of filing
         when_s = np.concatenate([times, info_s])
@@ -350,7 +447,29 @@ class CitizenServices(Layer):
     def _info_call(self) -> None:
         self.info_calls += 1
         when = self._call_time(self.env.now)
-        self._at(when, self.phone.call, "information", self._handle_s("information"))
+        handle_s = self._handle_s("information") if self.policy.first_contact is None else None
+        self._at(when, self._phone_call, "information", None, None, handle_s)
+
+    def _phone_call(self, kind: str, answered: Callable[[float, str], None] | None = None,
+                    hung_up: Callable[[float], None] | None = None,
+                    handle_s: float | None = None) -> None:
+        """A call of ``kind`` rings now; with first-contact answers, the level-1 agent
+        resolves it or escalates it (see :class:`twin.agents.channels.FirstContact`);
+        ``answered(end_s, outcome)`` when the call ends."""
+        first = self.policy.first_contact
+        if first is None:
+            outcome = "resolved"
+            handle_s = self._handle_s(kind) if handle_s is None else handle_s
+        else:
+            outcome, handle_s = first.answer(kind, self._call_rng)
+
+        def done(end_s: float) -> None:
+            if first is not None:
+                self.call_outcomes[outcome] += 1
+            if answered is not None:
+                answered(end_s, outcome)
+
+        self.phone.call(kind, handle_s, answered=done, hung_up=hung_up)
 
     def _call_time(self, now: float) -> float:
         """When a caller gets through: now if the centre is open, else some time in the
@@ -380,9 +499,11 @@ class CitizenServices(Layer):
             self._at(self.counter.book(now, self.calendar), self._receive, row, None)
 
     def _ring(self, row: int) -> None:
-        self.phone.call("request", self._handle_s("request"),
-                        answered=lambda end_s: self._receive(row, end_s, triaged=True),
-                        hung_up=lambda now_s: self._hung_up(row))
+        # resolved at first contact: the agent triages it; escalated: the back office does
+        self._phone_call("request",
+                         answered=lambda end_s, outcome: self._receive(
+                             row, end_s, triaged=outcome == "resolved"),
+                         hung_up=lambda now_s: self._hung_up(row))
 
     def _hung_up(self, row: int) -> None:
         if self.rng.random() < self.policy.abandoned_retry_share:
@@ -529,6 +650,9 @@ class CitizenServices(Layer):
                 disp.plan_route(crew, left)
             order = crew.assigned or disp.next_for(crew)
             crew.assigned = None
+            if order is None and crew.staged and crew.node != crew.depot:
+                yield from self._drive(crew, None, crew.depot)    # to the staging point
+                continue
             if order is None:
                 crew.wake = env.event()
                 disp.crew_idle(crew)
@@ -538,19 +662,103 @@ class CitizenServices(Layer):
                 continue
             yield from self._job(crew, order)
 
+    def _preposition(self, plan: Preposition) -> None:
+        """Move ``plan.crews`` crews to the staging point: it becomes their depot; an idle
+        crew on shift drives there now, the others when their next shift starts."""
+        x, y = plan.point(self.twin.city)
+        node = int(self.router.nearest_node(x, y)[0])
+        for crew in staged_crews(self.crews, plan.skill, plan.crews,
+                                 *self.calendar.weekday_hour(self.env.now)):
+            crew.depot, crew.staged = node, True
+            if crew.wake is not None and not crew.wake.triggered:
+                crew.wake.succeed()
+
     def _redispatch(self, order: WorkOrder) -> None:
         crew = self.dispatcher.add(order)
         if crew is not None and crew.wake is not None and not crew.wake.triggered:
             crew.wake.succeed()
 
     def _drive(self, crew: Crew, order: WorkOrder | None, to: int):
-        t0 = self.env.now
+        """Drive ``crew`` to ``to``; a closure on its way reroutes it (see :meth:`_reroute`)."""
+        env, t0 = self.env, self.env.now
         secs, metres = self.router.travel(crew.node, to)
-        yield self.env.timeout(secs)
-        self.trips.append((crew.crew_id, -1 if order is None else order.order_id, crew.node, to,
-                           t0, self.env.now, metres))
+        if self.router.closed and secs > 0:
+            self._detour_at_start(crew, order, to, secs)
+        trip = crew.driving = _Trip(crew.node, to, t0, t0 + secs, metres,
+                                    -1 if order is None else order.order_id)
+        while env.now < trip.arrive_s:
+            try:
+                yield env.timeout(trip.arrive_s - env.now)
+            except simpy.Interrupt:          # rerouted: the trip's leg and arrival changed
+                continue
+        crew.driving = None
+        metres = trip.before_m + trip.leg_m
+        self.trips.append((crew.crew_id, trip.order, trip.first, to, t0, env.now, metres))
         crew.driven_m += metres
         crew.node = to
+
+    def _detour_at_start(self, crew: Crew, order: WorkOrder | None, to: int,
+                         secs: float) -> None:
+        """A route longer than it would be without the closures in force: CrewRerouted."""
+        open_s = self.router.open_travel_s(crew.node, to)
+        if secs <= open_s + 1.0:
+            return
+        nodes = self.router.open_route(crew.node, to)[0]
+        avoided = [sid for sid in self.router.streets_on(nodes) if sid in self.router.closed]
+        self._publish_reroute(crew, order, avoided, secs - open_s)
+
+    def _publish_reroute(self, crew: Crew, order: WorkOrder | int | None, streets: list[str],
+                         extra_s: float) -> None:
+        order_id = order.order_id if isinstance(order, WorkOrder) else order
+        cause = next((self._closed_by[s] for s in streets if s in self._closed_by), None)
+        label = "" if order_id is None or order_id < 0 else f"wo{order_id + 1}"
+        self.reroutes.append((crew.crew_id, label, cause, extra_s))
+        self.twin.publish(CrewRerouted(
+            time_s=self.env.now, source=self.name, cause_id=cause, crew_id=crew.crew_id,
+            order_id=label, street_ids=tuple(dict.fromkeys(streets)), extra_s=float(extra_s)))
+
+    def _close_streets(self, ev: StreetClosed) -> None:
+        """Close the streets to the crews; a crew driving a route through them turns at its
+        position (estimated by the time it has driven) and takes the new fastest route."""
+        router, now = self.router, self.env.now
+        driving = [(c, router.route(c.driving.start, c.driving.to)) for c in self.crews
+                   if c.driving is not None and c.driving.arrive_s > now]
+        for sid in ev.street_ids:
+            self._closed_by[str(sid)] = ev.event_id
+        if not router.close(ev.street_ids):
+            return
+        closed = {str(s) for s in ev.street_ids}
+        for crew, (nodes, cum_s, cum_m) in driving:
+            self._reroute(crew, nodes, cum_s, cum_m, closed)
+
+    def _reroute(self, crew: Crew, nodes: np.ndarray, cum_s: np.ndarray, cum_m: np.ndarray,
+                 closed: set[str]) -> None:
+        trip, now, router = crew.driving, self.env.now, self.router
+        if len(nodes) < 2 or cum_s[-1] <= 0:
+            return
+        streets = router.streets_on(nodes)
+        scale = (trip.arrive_s - trip.depart_s) / cum_s[-1]   # the leg's time when it left
+        if now < trip.depart_s:                  # still reaching the leg's first intersection
+            k, at_s = 0, 0.0
+        else:
+            at_s = (now - trip.depart_s) / scale                     # where it is on the leg
+            k = int(np.searchsorted(cum_s, at_s, side="right")) - 1  # last intersection passed
+        if k >= len(nodes) - 1 or not any(sid in closed for sid in streets[k:]):
+            return
+        if now < trip.depart_s:
+            lead_s, node, along_m = trip.depart_s - now, int(nodes[0]), 0.0
+        elif streets[k] in closed:                        # on the closed street: turn back
+            lead_s, node, along_m = (at_s - cum_s[k]) * scale, int(nodes[k]), cum_m[k]
+        else:                                             # finish the street it is on
+            lead_s, node, along_m = (cum_s[k + 1] - at_s) * scale, int(nodes[k + 1]), cum_m[k + 1]
+        secs, metres = router.travel(node, trip.to)
+        old_left_s = trip.arrive_s - now
+        trip.start, trip.depart_s, trip.arrive_s = node, now + lead_s, now + lead_s + secs
+        trip.before_m += float(along_m)
+        trip.leg_m = float(metres)
+        self._publish_reroute(crew, trip.order, [s for s in streets[k:] if s in closed],
+                              trip.arrive_s - now - old_left_s)
+        crew.process.interrupt("rerouted")
 
     def _job(self, crew: Crew, order: WorkOrder):
         env, req = self.env, self.requests
@@ -559,6 +767,7 @@ class CitizenServices(Layer):
         self._crews_busy += 1
         req.state[row], req.crew_id[row], req.updated_s[row] = "scheduled", crew.crew_id, t0
         yield from self._drive(crew, order, order.node)
+        self.orders.arrived_s[order.order_id] = env.now
         req.state[row], req.updated_s[row] = "in_progress", env.now
         yield env.timeout(SETUP_S + order.work_s)
         crew.busy_s += env.now - t0
@@ -593,10 +802,24 @@ class CitizenServices(Layer):
             self._bursts[event.event_id] = event
         elif isinstance(event, StreetFlooded):
             self._flooded(event)
+            self._incident_calls(event.x, event.y,
+                                 max(self.policy.report_radius_m, 3 * event.radius_m))
         elif isinstance(event, StreetClosed):      # crews route around it from now on
-            self.router.close(event.street_ids)
+            self._close_streets(event)
+            if event.street_ids:
+                homes, lines = self.alerts.along(event.street_ids,
+                                                 self.alerts.policy.street_buffer_m)
+                if lines is not None:
+                    mid = shapely.centroid(lines)
+                    self._incident_calls(mid.x, mid.y, 0.0, homes)
         elif isinstance(event, StreetReopened):
             self.router.reopen(event.street_ids)
+            for sid in event.street_ids:
+                self._closed_by.pop(str(sid), None)
+        elif isinstance(event, CitizenAlert):
+            self._alert(event)
+        elif isinstance(event, ServiceSurge):
+            self._surge(event)
         elif isinstance(event, TravelTimesUpdated):   # crews drive at the new traffic times
             self.router.set_street_times(self.twin.street_times_s)
         elif isinstance(event, LampFailed):
@@ -605,12 +828,50 @@ class CitizenServices(Layer):
         elif isinstance(event, CabinetFault):      # a whole cabinet's lamps are dark
             self._asset_incident(event, "street_light_out", "lighting", "lighting",
                                  event.cabinet_id, 3 * self.policy.report_radius_m, at_night=True)
+            self._incident_calls(event.x, event.y, 3 * self.policy.report_radius_m)
         elif isinstance(event, ContainerOverflow):
             self._asset_incident(event, "overflowing_bin", "waste", "waste",
                                  event.container_id, self.policy.report_radius_m / 2)
         elif isinstance(event, SewerFlooding):
             self._asset_incident(event, "sewer_blocked", "sewer", "sewer", event.node_id,
                                  self.policy.report_radius_m)
+            self._incident_calls(event.x, event.y, self.policy.report_radius_m)
+
+    # ------------------------------------------------------------------ alerts, calls
+    def _alert(self, ev: CitizenAlert) -> None:
+        """The city warns the area: record who receives it (see :mod:`twin.agents.alerts`)."""
+        if not self.policy.alerts.enabled:
+            return
+        recipients = self.alerts.send(ev, self.env.now)
+        self.twin.recorder.record(self.env.now, self.name, "alert_recipients", "households",
+                                  [str(ev.event_id)], [len(recipients)])
+
+    def _incident_calls(self, x: float, y: float, radius_m: float,
+                        homes: np.ndarray | None = None) -> None:
+        """Households affected by an incident (within ``radius_m`` of (x, y), or ``homes``)
+        call to ask about it, some time after it (see ServicePolicy)."""
+        pol, rng, hh = self.policy, self._info_rng, self.households
+        if pol.incident_info_call_probability <= 0:
+            return
+        if homes is None:
+            homes = hh.near(x, y, radius_m)
+        chance = np.minimum(pol.incident_info_call_probability * hh.propensity[homes], 1.0)
+        callers = homes[rng.random(len(homes)) < chance]
+        delays = rng.exponential(pol.mean_info_call_delay_s, len(callers)) + 60.0
+        for h, delay in zip(callers.tolist(), delays.tolist()):
+            self._at(self.env.now + delay, self._incident_call, h, x, y)
+
+    def _incident_call(self, household: int, x: float, y: float) -> None:
+        now = self.env.now
+        if now - self._last_info_s[household] < self.policy.info_call_gap_s:
+            return                                # asked already about this area's trouble
+        if (self.alerts.warned(household, x, y, now, self.policy.report_radius_m)
+                and self._effect_rng.random() >= self.policy.alerts.info_share_after_alert):
+            self.incident_info_avoided += 1       # the alert answered the question
+            return
+        self._last_info_s[household] = now
+        self.incident_info_calls += 1
+        self._at(self._call_time(now), self._phone_call, "information")
 
     def _service_row(self, code: str, skill: str) -> int:
         if code in self._code_row:
@@ -681,6 +942,10 @@ class CitizenServices(Layer):
         if incident.repaired_s is not None:          # nobody reports what is fixed already
             return
         ev = incident.event
+        if (self.alerts.warned(household, ev.x, ev.y, self.env.now, self.policy.report_radius_m)
+                and self._effect_rng.random() >= self.policy.alerts.report_share_after_alert):
+            self.reports_avoided += 1                # the city already knows: told by the alert
+            return
         x = ev.x + float(self.rng.normal(0, 10.0))
         y = ev.y + float(self.rng.normal(0, 10.0))
         node = int(self.router.nearest_node(ev.x, ev.y)[0])
@@ -773,12 +1038,41 @@ class CitizenServices(Layer):
             "reminders_sent": float(self.reminders_sent),
             "renewals_moved_online": float(self.renewals_online),
             "incidents": float(len(self.incidents)),
+            "median_hours_incident_to_crew_on_site": _median(self._hours_to_crew()),
+            "alerts_sent": float(len(self.alerts.rows)),
+            "alert_recipients": float(sum(r["recipients"] for r in self.alerts.rows)),
+            "reports_avoided_by_alerts": float(self.reports_avoided),
+            "incident_info_calls": float(self.incident_info_calls),
+            "incident_info_calls_avoided_by_alerts": float(self.incident_info_avoided),
+            "status_calls": float(self.status_calls),
+            "crews_rerouted": float(len(self.reroutes)),
+            "reroute_extra_hours": sum(r[3] for r in self.reroutes) / H,
         }
+        answered = sum(self.call_outcomes.values())
+        out["phone_first_contact_share"] = (self.call_outcomes["resolved"] / answered
+                                            if answered else math.nan)
+        out["phone_escalated"] = float(self.call_outcomes["escalated"])
+        out["phone_callbacks"] = float(self.call_outcomes["callback"])
+        for kind, n in sorted(self.phone.calls.items()):
+            out[f"phone_calls_{kind}"] = float(n)
         for k, name in enumerate(CHANNELS):
             out[f"requests_channel_{name}"] = float((filed & (c["channel"] == k)).sum())
         for k, s in enumerate(self.services):
             out[f"requests_service_{s.service_code}"] = float((filed & (c["service"] == k)).sum())
         return out
+
+    def _hours_to_crew(self) -> np.ndarray:
+        """Hours from each incident to its crew's arrival on site (incidents reached)."""
+        orders = self.orders
+        ids = orders.column("incident_id")
+        rows = np.flatnonzero(~np.isnan(orders.column("arrived_s")) & (ids != ""))
+        out = [(orders.arrived_s[r] - self.incidents[ids[r]].event.time_s) / H
+               for r in rows if ids[r] in self.incidents]
+        return np.asarray(out, dtype=float)
+
+    def alert_table(self) -> pd.DataFrame:
+        """The alerts sent: id, time (s), kind, area and recipients."""
+        return self.alerts.table()
 
     def work_orders(self) -> pd.DataFrame:
         """Every work order made: request row, skill, priority, node, times (s), crew."""
