@@ -81,6 +81,8 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
         events = events + _add_sewer(twin, spec)
     if spec.citizens is not None:
         _add_citizens(twin, spec)
+    if spec.cascade is not None:
+        _add_cascade(twin, spec)
     eng = layer.engine
     check_elements(spec, {
         "pipe": layer.pipe_ids,
@@ -139,8 +141,10 @@ def _add_traffic(twin: Twin, spec: ScenarioSpec) -> None:
     _need_demo_city(twin, spec, "traffic", "it builds its streets and demand from the city")
     from twin.networks.traffic import TrafficLayer
 
-    twin.add_layer(TrafficLayer(**spec.traffic.layer_options(),
-                                clock_offset_s=_seconds_into_day(spec.start)))
+    options = spec.traffic.layer_options()
+    if spec.cascade is not None:        # one source of closures: the cascade rules
+        options["flood_close_lps"] = None
+    twin.add_layer(TrafficLayer(**options, clock_offset_s=_seconds_into_day(spec.start)))
 
 
 def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
@@ -159,6 +163,14 @@ def _add_parking(twin: Twin, spec: ScenarioSpec) -> None:
                                 got=f"unknown id {key!r} (zones {layer.zone_ids[0]}.."
                                     f"{layer.zone_ids[-1]}, car parks {', '.join(layer.carpark_ids)})")
     layer.set_capacities(spec.parking.capacities)
+
+
+def _add_cascade(twin: Twin, spec: ScenarioSpec) -> None:
+    """The cascade layer of the ``cascade:`` section, after every other layer. A rule whose
+    layers this scenario lacks is inactive (listed in the layer's kpis and elements)."""
+    from twin.cascade_engine import CascadeLayer
+
+    twin.add_layer(CascadeLayer(**spec.cascade.layer_options()))
 
 
 def _add_citizens(twin: Twin, spec: ScenarioSpec) -> None:

@@ -42,6 +42,7 @@ from twin.scenario_traffic import StreetClosureSpec, TrafficSpec
 from twin.scenario_lighting import LampFailureSpec, LightingSpec
 from twin.scenario_sewer import (BlockedConduitSpec, DesignStormSpec, RainfallSeriesSpec,
                                  SewerPumpOutageSpec, SewerSpec)
+from twin.scenario_cascade import CascadeSpec, HeatwaveSpec
 from twin.scenario_citizens import CitizensSpec
 
 __all__ = ["ScenarioError", "ScenarioSpec", "CitySpec", "DemoCitySpec", "OutputsSpec",
@@ -165,10 +166,12 @@ EVENT_SPECS: dict[str, type[EventSpec]] = {
     "lamp_failure": LampFailureSpec,
     "design_storm": DesignStormSpec, "rainfall_series": RainfallSeriesSpec,
     "blocked_conduit": BlockedConduitSpec, "sewer_pump_outage": SewerPumpOutageSpec,
+    "heatwave": HeatwaveSpec,
 }
 AnyEventSpec = Annotated[Union[PipeBurstSpec, ValveClosureSpec, PumpOutageSpec, DemandSurgeSpec,
                                FireFlowSpec, StreetClosureSpec, LampFailureSpec, DesignStormSpec,
-                               RainfallSeriesSpec, BlockedConduitSpec, SewerPumpOutageSpec],
+                               RainfallSeriesSpec, BlockedConduitSpec, SewerPumpOutageSpec,
+                               HeatwaveSpec],
                         Field(discriminator="type")]
 
 
@@ -266,6 +269,8 @@ class ScenarioSpec(_Spec):
     lighting: Annotated[LightingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a sewer layer (SWMM), storms and control strategy (twin.scenario_sewer)
     sewer: Annotated[SewerSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    # optional: cascade rules between the layers (twin.scenario_cascade, twin.cascade)
+    cascade: Annotated[CascadeSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: citizens' requests, phone centre, alerts and crews (twin.scenario_citizens)
     citizens: Annotated[CitizensSpec | None, BeforeValidator(_empty_if_none({}))] = None
     ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
@@ -490,6 +495,9 @@ def _load_merged(path: Path, stack: tuple[Path, ...],
     city = data.get("city")
     if isinstance(city, dict) and isinstance(city.get("inp"), str):
         data["city"] = {**city, "inp": os.path.abspath(path.parent / city["inp"])}
+    cascade = data.get("cascade")
+    if isinstance(cascade, dict) and isinstance(cascade.get("rules"), str):
+        data["cascade"] = {**cascade, "rules": os.path.abspath(path.parent / cascade["rules"])}
     if "extends" not in data:
         return data, lines, [path]
     extends = data.pop("extends")
