@@ -337,7 +337,8 @@ class Bus:
         for ev in self.log:
             fields = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)
                       if f.name not in ("time_s", "source", "cause_id", "event_id")}
-            rows.append({"event_id": ev.event_id, "time_s": ev.time_s, "kind": ev.kind,
+            # the class name: an event's own ``kind`` field (CitizenAlert) would shadow it
+            rows.append({"event_id": ev.event_id, "time_s": ev.time_s, "kind": type(ev).__name__,
                          "source": ev.source, "cause_id": ev.cause_id,
                          "details": repr(fields)})
         return pd.DataFrame(rows, columns=["event_id", "time_s", "kind", "source", "cause_id",

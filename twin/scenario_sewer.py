@@ -43,7 +43,7 @@ def _existing_file(value: Any) -> Any:
 class SewerStormSpec(_Spec):
     """A design storm of the ``sewer:`` section."""
 
-    return_period_years: Annotated[float, BeforeValidator(_number(ge=1, le=10))] = 2.0
+    return_period_years: Annotated[float, BeforeValidator(_number(ge=1, le=50))] = 2.0
     duration_s: Duration = Field(7200.0, alias="duration")
     at: EventTime = 3600.0
     shape: Annotated[str, BeforeValidator(_choice("chicago", "double_triangle"))] = "chicago"
@@ -78,7 +78,7 @@ class DesignStormSpec(_Spec):
 
     type: Literal["design_storm"]
     at: EventTime
-    return_period_years: Annotated[float, BeforeValidator(_number(ge=1, le=10))] = 2.0
+    return_period_years: Annotated[float, BeforeValidator(_number(ge=1, le=50))] = 2.0
     duration_s: Duration = Field(7200.0, alias="duration")
     shape: Annotated[str, BeforeValidator(_choice("chicago", "double_triangle"))] = "chicago"
 

@@ -53,6 +53,7 @@ class _Rain:
     step_s: float
     intensities: np.ndarray          # mm/h
     gages: tuple[int, ...]
+    event_id: int | None = None      # the Rainfall event: the cause of the floods it brings
 
 
 class SewerLayer(Layer):
@@ -272,8 +273,10 @@ class SewerLayer(Layer):
             moved = run.advance(step)
             if moved <= 0:
                 return
-            self._observe(now + moved, moved)
+            # SWMM is already at now + moved: its floods are published when the clock gets
+            # there, so the layers that react to them (and their delays) start on time
             yield clock.timeout(moved)
+            self._observe(now + moved, moved)
 
     def _apply_inputs(self, now: float) -> None:
         run = self.run
@@ -323,6 +326,11 @@ class SewerLayer(Layer):
                 times.append(rain.start_s + k * rain.step_s)
         return min(times) if times else None
 
+    def _rain_cause(self, t: float) -> int | None:
+        """The id of the latest rain that started by ``t`` (a flood's cause), if any."""
+        started = [r for r in self._rains if r.start_s <= t and r.event_id is not None]
+        return max(started, key=lambda r: r.start_s).event_id if started else None
+
     def _observe(self, t: float, dt_s: float) -> None:
         run, rec = self.run, self.twin.recorder
         self.steps += 1
@@ -340,7 +348,8 @@ class SewerLayer(Layer):
             self.flood_events += 1
             x, y = self.xy.get(run.node_ids[i], (0.0, 0.0))
             vol = float(flood[i] / self.flow_per_lps / 1000.0 * dt_s)
-            self.twin.publish(SewerFlooding(time_s=t, source=self.name, node_id=run.node_ids[i],
+            self.twin.publish(SewerFlooding(time_s=t, source=self.name,
+                                            cause_id=self._rain_cause(t), node_id=run.node_ids[i],
                                             x=x, y=y, volume_m3=vol))
         self._flooding = flood > 0
         if len(self.cso_idx):
@@ -379,7 +388,8 @@ class SewerLayer(Layer):
             gages = tuple(run.gage_ids.index(g) for g in event.gages) or \
                 tuple(range(len(run.gage_ids)))
             self._rains.append(_Rain(float(event.time_s), float(event.step_s),
-                                     np.asarray(event.intensities_mm_h, dtype=float), gages))
+                                     np.asarray(event.intensities_mm_h, dtype=float), gages,
+                                     event.event_id or None))
         elif isinstance(event, SewerPumpOutage):
             k = run.link_index[event.pump_id]
             self._held[k] = self._held.get(k, 0) + 1
