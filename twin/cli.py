@@ -34,12 +34,17 @@ def _bad_input(exc: Exception) -> int:
     return 2
 
 
-def _run_and_report(paths: list[Path], out: Path, progress: bool, title: str) -> int:
+def _run_and_report(paths: list[Path], out: Path, progress: bool, title: str,
+                    responses: bool = True) -> int:
     from twin.report import write_report
+    from twin.responses import response_specs
     from twin.run import run
     from twin.scenario import load_scenario
 
     specs = [load_scenario(p) for p in paths]          # validate all before running any
+    main_spec = specs[-1]             # the scenario asked for (a compared baseline comes first)
+    options = {r.spec.name: r for r in response_specs(main_spec)} if responses else {}
+    specs += [r.spec for r in options.values()]        # its response options, same seed
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         print(f"error: two scenarios share the name {names[0]!r}; give each a distinct `name:`",
@@ -49,6 +54,9 @@ def _run_and_report(paths: list[Path], out: Path, progress: bool, title: str) ->
     for spec in specs:
         t0 = time.perf_counter()
         res = run(spec, progress=progress)
+        if spec.name in options:
+            res.meta.update(response=options[spec.name].option,
+                            response_description=options[spec.name].description)
         res.save(out / "results")
         results.append(res)
         k = res.kpis.get("water", {})
@@ -56,7 +64,6 @@ def _run_and_report(paths: list[Path], out: Path, progress: bool, title: str) ->
               f"min pressure {k.get('min_pressure_m', float('nan')):.1f} m, "
               f"service availability {k.get('water_service_availability', float('nan')):.3f}, "
               f"leak volume {k.get('leak_volume_m3', 0):.0f} m3")
-    main_spec = specs[-1]             # the scenario asked for (a compared baseline comes first)
     if main_spec.outputs.report:
         service = float(results[0].meta.get("service_pressure_m", 20.0))
         report = write_report(results, out, title=title, service_pressure_m=service,
@@ -82,7 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.compare:   # the file compared against is the baseline: it comes first
         paths = paths[::-1]
     title = f"urban-twin: {Path(args.scenario).stem}"
-    return _run_and_report(paths, Path(args.out), not args.no_progress, title)
+    return _run_and_report(paths, Path(args.out), not args.no_progress, title,
+                           responses=not args.no_responses)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -161,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--compare", help="baseline scenario to compare against")
+    p.add_argument("--no-responses", action="store_true",
+                   help="run the scenario only, not the options of its `responses:` section")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 

@@ -29,6 +29,7 @@ from pydantic import (AfterValidator, BeforeValidator, Field, PrivateAttr, Valid
                       model_validator)
 
 from twin.ensemble_spec import EnsembleField
+from twin.scenario_responses import ResponsesField
 from twin.events import (DemandSurge, Event, FireFlow, LeakStopped, PipeBurst, PumpOutage,
                          ValveClosed, ValveOpened)
 from twin.scenario_fields import (Duration, ElementId, EventTime, HorizonDuration, ScenarioError,
@@ -274,6 +275,7 @@ class ScenarioSpec(_Spec):
     # optional: citizens' requests, phone centre, alerts and crews (twin.scenario_citizens)
     citizens: Annotated[CitizensSpec | None, BeforeValidator(_empty_if_none({}))] = None
     ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
+    responses: ResponsesField           # the city's response options run beside it (twin run)
     source_path: Path | None = None
     based_on: tuple[Path, ...] = ()          # the files this one extends, nearest first
 
