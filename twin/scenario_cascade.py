@@ -57,6 +57,8 @@ class CascadeSpec(_Spec):
     @classmethod
     def _read_file(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            if False in data:       # YAML 1.1 reads the key `off` as false
+                data = {("off" if k is False else k): v for k, v in data.items()}
             cls._check_keys(data)
             if "rules_file" in data:
                 raise _Problem(f"a known field ({', '.join(cls.yaml_keys())})", loc=("rules_file",),
