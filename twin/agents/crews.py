@@ -390,9 +390,9 @@ class Preposition:
 
 
 def staged_crews(crews: list[Crew], skill: str, n: int, weekday: int, hour: float) -> list[Crew]:
-    """The ``n`` crews of ``skill`` to pre-position: those on shift now first, then those
-    whose shift starts soonest (so the staging point is manned around the clock when the
-    skill's crews rotate over shifts)."""
+    """The ``n`` crews of ``skill`` to pre-position: one crew of each shift first (so the
+    staging point is manned around the clock when the skill's crews rotate over shifts),
+    those on shift now or starting soonest first."""
     mine = [c for c in crews if c.skill == skill]
     if not mine:
         raise ValueError(f"preposition: no crew of skill {skill!r}; the crews' skills are "
@@ -402,4 +402,8 @@ def staged_crews(crews: list[Crew], skill: str, n: int, weekday: int, hour: floa
         return 0.0 if crew.shift.window_end_s(weekday, hour) else crew.shift.next_start_s(
             weekday, hour)
 
-    return sorted(mine, key=wait_s)[:n]
+    ordered = sorted(mine, key=wait_s)
+    first_of_shift = list({c.shift.name: c for c in reversed(ordered)}.values())[::-1]
+    first_of_shift.sort(key=wait_s)
+    rest = [c for c in ordered if c not in first_of_shift]
+    return (first_of_shift + rest)[:n]

@@ -403,7 +403,8 @@ class CitizenServices(Layer):
         for _ in callers:
             when = until_s + float(self._call_rng.uniform(8.0, 18.0)) * H
             self.status_calls += 1
-            self._at(self._call_time(when), self._phone_call, "status")
+            self._at(self._call_time(when, self._call_rng), self._phone_call, "status",
+                     None, None, None, self._call_rng)
 
     def _schedule_day(self, times: np.ndarray, services: np.ndarray, homes: np.ndarray,
                       rng: np.random.Generator | None = None) -> None:
@@ -452,14 +453,15 @@ class CitizenServices(Layer):
 
     def _phone_call(self, kind: str, answered: Callable[[float, str], None] | None = None,
                     hung_up: Callable[[float], None] | None = None,
-                    handle_s: float | None = None) -> None:
+                    handle_s: float | None = None,
+                    rng: np.random.Generator | None = None) -> None:
         """A call of ``kind`` rings now; with first-contact answers, the level-1 agent
         resolves it or escalates it (see :class:`twin.agents.channels.FirstContact`);
         ``answered(end_s, outcome)`` when the call ends."""
         first = self.policy.first_contact
         if first is None:
             outcome = "resolved"
-            handle_s = self._handle_s(kind) if handle_s is None else handle_s
+            handle_s = self._handle_s(kind, rng) if handle_s is None else handle_s
         else:
             outcome, handle_s = first.answer(kind, self._call_rng)
 
@@ -471,16 +473,16 @@ class CitizenServices(Layer):
 
         self.phone.call(kind, handle_s, answered=done, hung_up=hung_up)
 
-    def _call_time(self, now: float) -> float:
+    def _call_time(self, now: float, rng: np.random.Generator | None = None) -> float:
         """When a caller gets through: now if the centre is open, else some time in the
         first six hours of the next opening (not all at the opening minute)."""
         opens = self.phone.next_open_s(now)
         if opens == now:
             return now
-        return self.phone.next_open_s(opens + float(self.rng.random()) * 6 * H)
+        return self.phone.next_open_s(opens + float((rng or self.rng).random()) * 6 * H)
 
-    def _handle_s(self, kind: str) -> float:
-        return float(self.rng.lognormal(math.log(PHONE_HANDLE_S[kind]) - 0.125, 0.5))
+    def _handle_s(self, kind: str, rng: np.random.Generator | None = None) -> float:
+        return float((rng or self.rng).lognormal(math.log(PHONE_HANDLE_S[kind]) - 0.125, 0.5))
 
     # ------------------------------------------------------------------ channels
     def _contact(self, row: int) -> None:
@@ -651,7 +653,7 @@ class CitizenServices(Layer):
             order = crew.assigned or disp.next_for(crew)
             crew.assigned = None
             if order is None and crew.staged and crew.node != crew.depot:
-                yield from self._drive(crew, None, crew.depot)    # to the staging point
+                yield from self._to_staging(crew, left)
                 continue
             if order is None:
                 crew.wake = env.event()
@@ -672,6 +674,28 @@ class CitizenServices(Layer):
             crew.depot, crew.staged = node, True
             if crew.wake is not None and not crew.wake.triggered:
                 crew.wake.succeed()
+
+    def _to_staging(self, crew: Crew, shift_left_s: float):
+        """A pre-positioned crew drives back to its staging point, available on the way: a
+        job handed to it stops it where it is (estimated by the time it has driven)."""
+        env, disp = self.env, self.dispatcher
+        start, t0 = crew.node, env.now
+        secs, metres = self.router.travel(start, crew.depot)
+        crew.wake = env.event()
+        disp.crew_idle(crew)
+        yield crew.wake | env.timeout(min(secs, shift_left_s))
+        disp.crew_busy(crew)
+        crew.wake = None
+        if env.now >= t0 + secs:
+            node, driven_m = crew.depot, metres
+        else:                                   # the last intersection passed
+            nodes, cum_s, cum_m = self.router.route(start, crew.depot)
+            k = max(int(np.searchsorted(cum_s, (env.now - t0) * cum_s[-1] / secs,
+                                        side="right")) - 1, 0) if secs > 0 else 0
+            node, driven_m = int(nodes[k]), float(cum_m[k])
+        self.trips.append((crew.crew_id, -1, start, node, t0, env.now, driven_m))
+        crew.driven_m += driven_m
+        crew.node = node
 
     def _redispatch(self, order: WorkOrder) -> None:
         crew = self.dispatcher.add(order)
@@ -844,7 +868,7 @@ class CitizenServices(Layer):
             return
         recipients = self.alerts.send(ev, self.env.now)
         self.twin.recorder.record(self.env.now, self.name, "alert_recipients", "households",
-                                  [str(ev.event_id)], [len(recipients)])
+                                  ["all"], [len(recipients)])     # one row per alert sent
 
     def _incident_calls(self, x: float, y: float, radius_m: float,
                         homes: np.ndarray | None = None) -> None:
@@ -871,7 +895,8 @@ class CitizenServices(Layer):
             return
         self._last_info_s[household] = now
         self.incident_info_calls += 1
-        self._at(self._call_time(now), self._phone_call, "information")
+        self._at(self._call_time(now, self._info_rng), self._phone_call, "information",
+                 None, None, None, self._info_rng)
 
     def _service_row(self, code: str, skill: str) -> int:
         if code in self._code_row:

@@ -1,7 +1,8 @@
-"""Citizens figures of a report: work-order backlog, open requests and busy crews over time.
+"""Citizens figures of a report: work-order backlog, open requests, busy crews and the phone
+queue over time.
 
 Drawn from the ``citizens`` layer's recorded series (``backlog`` per skill and ``all``,
-``open_requests``, ``crews_busy``); the span of the street floods in the events (a storm)
+``open_requests``, ``crews_busy``, ``phone_queue``); the span of the street floods in the events (a storm)
 is shaded, so a storm week shows the backlog rising and falling.
 """
 
@@ -25,9 +26,10 @@ def _flood_span_s(result: Results) -> tuple[float, float] | None:
 
 
 def plot_backlog(results: Sequence[Results], path: Path) -> Path | None:
-    """Backlog (all skills, and the skill that peaks highest), open requests, crews busy."""
-    fig = figure(9.0, 7.0)
-    axes = fig.subplots(3, 1, sharex=True)
+    """Backlog (all skills, and the skill that peaks highest), open requests, crews busy,
+    callers waiting on the phone."""
+    fig = figure(9.0, 8.5)
+    axes = fig.subplots(4, 1, sharex=True)
     x_of, xlabel = times(results)
     drawn = False
     for i, r in enumerate(results):
@@ -41,7 +43,8 @@ def plot_backlog(results: Sequence[Results], path: Path) -> Path | None:
         if skills:
             top = max(skills, key=lambda s: backlog[s].max())
             axes[0].plot(x, backlog[top], color=c, lw=0.9, ls="--", label=f"{r.name}: {top}")
-        for ax, quantity in ((axes[1], "open_requests"), (axes[2], "crews_busy")):
+        for ax, quantity in ((axes[1], "open_requests"), (axes[2], "crews_busy"),
+                             (axes[3], "phone_queue")):
             series = r.wide("citizens", quantity)
             if not series.empty:
                 ax.plot(x_of(series.index), series["all"], color=c, lw=1.2, label=r.name)
@@ -55,13 +58,14 @@ def plot_backlog(results: Sequence[Results], path: Path) -> Path | None:
     if not drawn:
         return None
     axes[0].set_ylabel("work orders waiting")
-    axes[0].set_title("Citizens' requests: backlog, open requests, crews busy")
+    axes[0].set_title("Citizens' requests: backlog, open requests, crews busy, phone queue")
     axes[1].set_ylabel("open requests")
     axes[2].set_ylabel("crews busy")
+    axes[3].set_ylabel("callers waiting")
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper right")
-    time_axis(axes[2], xlabel)
+    time_axis(axes[3], xlabel)
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -73,5 +77,5 @@ def citizens_figures(results: Sequence[Results], out: Path, maps: bool,
     figures = []
     p = plot_backlog(results, out / "backlog.png")
     if p is not None:
-        figures.append(("Citizens: backlog, open requests and crews busy", p))
+        figures.append(("Citizens: backlog, open requests, crews busy and phone queue", p))
     return figures, []
