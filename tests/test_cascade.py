@@ -13,7 +13,7 @@ from twin.cascade import (LAYER_TABLES, RuleFileSpec, cause_chains, compile_rule
                           load_rules)
 from twin.cascade_engine import CascadeLayer
 from twin.city.generator import generate_city
-from twin.events import EVENT_TYPES, StreetClosed, StreetFlooded
+from twin.events import EVENT_TYPES, CitizenAlert, StreetClosed, StreetFlooded
 from twin.run import build_twin, run
 from twin.scenario import load_scenario
 from twin.scenario_fields import ScenarioError
@@ -204,12 +204,19 @@ def test_a_flooded_cabinet_trips_its_lamps_through_the_lighting_layer(city):
     rule = {"name": "cabinet_trips", "when": "StreetFlooded", "then": "LightingFault",
             "target": {"layer": "lighting", "table": "cabinets", "within_m": 25},
             "set": {"reason": "flooded"}, "delay": "5min"}
-    cascade = twin.add_layer(CascadeLayer(_rules(rule)))
+    near = {"name": "warn_near_cabinets", "when": "StreetFlooded", "then": "CitizenAlert",
+            "near": {"layer": "lighting", "table": "cabinets", "within_m": 25},
+            "set": {"kind": "flood_warning", "radius_m": 100}}
+    cascade = twin.add_layer(CascadeLayer(_rules(rule, near)))
     tables = {name: set(layer.elements()) for name, layer in twin.layers.items()}
     assert tables == {"lighting": set(LAYER_TABLES["lighting"]), "cascade": {"rules"}}
     cabinet = lighting.net.cabinets.iloc[2]
-    twin.schedule([_flood(H, cabinet.geometry, 0.2)])
+    cabinets = lighting.net.cabinets.geometry
+    far = next(p for p in city.intersections.geometry if cabinets.distance(p).min() > 100)
+    twin.schedule([_flood(H, cabinet.geometry, 0.2), _flood(H + 60, far, 0.2)])
     twin.run(2 * H)
+    (warned,) = [e for e in twin.bus.log if isinstance(e, CitizenAlert)]
+    assert (warned.x, warned.y) == (cabinet.geometry.x, cabinet.geometry.y)   # not `far`
     fault = next(e for e in twin.bus.log if e.kind == "LightingFault")
     assert fault.source == "cascade:cabinet_trips" and fault.cabinet_id == cabinet.name
     trip = next(e for e in twin.bus.log if e.kind == "CabinetFault")

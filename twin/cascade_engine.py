@@ -132,6 +132,7 @@ class CascadeLayer(Layer):
         self._rngs: dict[str, np.random.Generator] = {}
         self._duration_field: dict[str, bool] = {r.name: "duration_s" in event_fields(r.then)
                                                  for r in self.rules}
+        self._lasts_s = {r.name: r.lasts_s for r in self.rules}
         self._restored: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ build / start
@@ -183,7 +184,7 @@ class CascadeLayer(Layer):
         if p.inverse:
             return
         self.caused[p.rule] += 1
-        lasts = next(r.lasts_s for r in self.rules if r.name == p.rule)
+        lasts = self._lasts_s[p.rule]
         if lasts is None:
             return
         due = event.time_s + lasts
