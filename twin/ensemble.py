@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import re
 import time
 import uuid
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from twin.ensemble_members import Member, expand_members
-from twin.ensemble_store import ResultStore
-from twin.ensemble_water import MemberTask, preload_network, run_members
+from twin.ensemble_store import ResultStore, flat_rows
+from twin.ensemble_water import MemberTask, preload_network, run_packed_members
 from twin.errors import BadInput
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["EnsembleSummary", "run_ensemble", "dask_client"]
 
 CONNECT_TIMEOUT_S = 5.0
+FLUSH_ROWS = 500          # members' results written as one Parquet partition ...
+FLUSH_S = 2.0             # ... or after this many seconds, whichever comes first
 _ADDRESS = re.compile(r"((tcp|tls|ws|wss|ucx)://)?[^\s/:]+:\d{1,5}|(tcp|tls|ws|wss|ucx)://[^\s/:]+"
                       r"|inproc://\S+")
 
@@ -111,8 +114,9 @@ def _batches(members: list[Member], size: int) -> list[list[Member]]:
 def _failed_rows(batch: list[Member], exc: BaseException) -> list[dict[str, Any]]:
     """Rows for a batch whose task itself failed (its workers died once too often...)."""
     text = f"{type(exc).__name__}: {exc}"
-    return [{"member_id": m.member_id, "status": "failed", "error": text, "seconds": math.nan,
-             "worker_pid": -1, "kpis": {}, "elements": None} for m in batch]
+    return flat_rows(batch, [{"member_id": m.member_id, "status": "failed", "error": text,
+                              "seconds": math.nan, "worker_pid": -1, "kpis": {},
+                              "elements": None} for m in batch])[0]
 
 
 def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | None = None,
@@ -125,7 +129,7 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
     ``client``: an existing Dask client to use (else one is made from ``scheduler`` /
     ``workers``). ``batch_size``: members per Dask task (default: enough tasks to keep
     every worker busy, at most 50 members each). ``on_batch`` is called with each
-    batch's rows as it is written.
+    batch's rows as it lands.
     """
     t0 = time.perf_counter()
     members = expand_members(spec)
@@ -174,8 +178,12 @@ def _given(client: "Client") -> Iterator["Client"]:
 
 def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[str, ...],
              store: ResultStore, progress: bool,
-             on_batch: Callable[[list[dict[str, Any]]], None] | None) -> tuple[int, int]:
-    """Submit ``batches`` a few at a time (memory stays bounded), write each as it lands."""
+             on_batch: Callable[[list[dict[str, Any]]], None] | None,
+             flush_rows: int = FLUSH_ROWS, flush_s: float = FLUSH_S) -> tuple[int, int]:
+    """Submit ``batches`` a few at a time (memory stays bounded); write the results that
+    landed as one Parquet partition every ``flush_rows`` members or ``flush_s`` seconds,
+    whichever comes first, and whatever landed when the run ends or is interrupted (a
+    partition per batch of a few cheap members cost the client more than the members did)."""
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -183,12 +191,16 @@ def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[s
     window = 2 * max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1) + 2
     pending = list(reversed(batches))
     running: dict[Any, list[Member]] = {}
+    landed: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])   # rows, extremes
+    last_flush = time.perf_counter()
     done = failed = 0
 
     def submit(queue: as_completed | None = None) -> Any:
         batch = pending.pop()
-        tasks = [MemberTask(m.member_id, m.spec, per_element) for m in batch]
-        future = client.submit(run_members, tasks, retries=2, pure=False,
+        tasks = [MemberTask(m.member_id, m.spec, per_element, m.seed, m.element, m.sweep,
+                            m.params) for m in batch]
+        future = client.submit(run_packed_members, pickle.dumps(tasks, protocol=5),
+                               retries=2, pure=False,
                                # unique: never served from another run's result
                                key=f"twin-ensemble-{batch[0].member_id}-{len(batch)}-"
                                    f"{uuid.uuid4().hex[:12]}")
@@ -197,26 +209,40 @@ def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[s
             queue.add(future)
         return future
 
+    def flush() -> None:
+        nonlocal last_flush
+        rows, extremes = landed
+        if rows:
+            store.write_batch(rows, extremes)
+            rows.clear(), extremes.clear()
+        last_flush = time.perf_counter()
+
     first = [submit() for _ in range(min(window, len(pending)))]
     queue = as_completed(first, loop=client.loop)
     bar = tqdm(total=total, unit="run", desc="ensemble", disable=None if progress else True)
     try:
         for future in queue:
             batch = running.pop(future)
+            if pending:                       # keep the workers busy first
+                submit(queue)
             try:
-                rows = future.result()
+                rows, extremes = future.result()
             except Exception as exc:          # KilledWorker after repeated deaths, ...
-                rows = _failed_rows(batch, exc)
-            store.write_batch(rows, batch)
+                rows, extremes = _failed_rows(batch, exc), None
+            landed[0].extend(rows)
+            if extremes is not None:
+                landed[1].append(extremes)
+            if on_batch is not None:
+                on_batch(rows)
+            if len(landed[0]) >= flush_rows or time.perf_counter() - last_flush >= flush_s \
+                    or not running:
+                flush()
             ok = sum(r["status"] == "done" for r in rows)
             done, failed = done + ok, failed + len(rows) - ok
             bar.update(len(rows))
             bar.set_postfix(done=done, failed=failed, remaining=total - done - failed)
-            if on_batch is not None:
-                on_batch(rows)
-            if pending:
-                submit(queue)
     finally:
+        flush()                               # nothing that landed is lost
         bar.close()
         if running:                           # interrupted: leave nothing running
             client.cancel(list(running))

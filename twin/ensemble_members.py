@@ -50,10 +50,26 @@ def member_id(params: dict[str, Any], event: dict[str, Any] | None, seed: int) -
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_FILE_DATA: dict[tuple, tuple[dict[str, Any], dict]] = {}
+
+
+def _file_data(spec: ScenarioSpec) -> tuple[dict[str, Any], dict]:
+    """The scenario file's merged data and line map, parsed once while its files are
+    unchanged (an ensemble reads it for its members and again for its hash)."""
+    files = [Path(spec.source_path), *spec.based_on]
+    key = tuple((str(f), f.stat().st_mtime_ns if f.is_file() else -1) for f in files)
+    if key not in _FILE_DATA:
+        data, lines, _ = _load_merged(Path(spec.source_path), ())
+        _FILE_DATA.clear()                  # one scenario at a time is enough
+        _FILE_DATA[key] = (data, lines)
+    data, lines = _FILE_DATA[key]
+    return copy.deepcopy(data), lines
+
+
 def _scenario_data(spec: ScenarioSpec) -> tuple[dict[str, Any], dict]:
     """The scenario as written (``extends`` merged), without its ``ensemble`` section."""
     if spec.source_path is not None:
-        data, lines, _ = _load_merged(Path(spec.source_path), ())
+        data, lines = _file_data(spec)
     else:
         data = spec.model_dump(by_alias=True, exclude_none=True,
                                exclude={"source_path", "based_on"})

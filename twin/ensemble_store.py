@@ -40,6 +40,35 @@ def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def flat_rows(members: list[Member] | list[Any], results: list[dict[str, Any]]
+              ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray] | None]:
+    """Members' results as rows of the ``members`` table (id, status, error, seconds,
+    worker, seed, element, sweep, params as JSON and one column per parameter, KPIs) and
+    their element extremes as one set of columns (``member_id, element, quantity, min,
+    max``) or None. Made where the members ran (a worker), so the client only writes.
+    ``members`` carry ``member_id``, ``seed``, ``element``, ``sweep`` and ``params``."""
+    table, extremes = [], []
+    for member, row in zip(members, results):
+        flat = {"member_id": member.member_id, "status": row["status"],
+                "error": row["error"], "seconds": row["seconds"],
+                "worker_pid": row["worker_pid"], "seed": member.seed,
+                "element": member.element, "sweep": member.sweep,
+                "params": json.dumps(member.params, sort_keys=True, default=str)}
+        for key, value in member.params.items():
+            flat[f"param:{key}"] = value if isinstance(value, (int, float)) else str(value)
+        flat.update(row["kpis"])
+        table.append(flat)
+        values = row.get("elements")
+        if values is not None and len(values["element"]):
+            extremes.append((member.member_id, values))
+    if not extremes:
+        return table, None
+    columns = {key: np.concatenate([e[key] for _, e in extremes]) for key in extremes[0][1]}
+    columns["member_id"] = np.repeat(np.array([mid for mid, _ in extremes], dtype=object),
+                                     [len(e["element"]) for _, e in extremes])
+    return table, columns
+
+
 class ResultStore:
     """Writes one ensemble's results into ``out``; knows which members are done there."""
 
@@ -67,35 +96,18 @@ class ResultStore:
         rows = load_members(out)
         self.done_ids = set(rows.loc[rows["status"] == "done", "member_id"]) if len(rows) else set()
 
-    def write_batch(self, rows: list[dict[str, Any]], batch: list[Member]) -> Path:
-        """Write a batch's member rows and element extremes as one partition each."""
-        by_id = {m.member_id: m for m in batch}
-        table = []
-        elements: list[tuple[str, dict[str, Any]]] = []
-        for row in rows:
-            member = by_id[row["member_id"]]
-            flat = {"member_id": member.member_id, "status": row["status"],
-                    "error": row["error"], "seconds": row["seconds"],
-                    "worker_pid": row["worker_pid"], "seed": member.seed,
-                    "element": member.element, "sweep": member.sweep,
-                    "params": json.dumps(member.params, sort_keys=True, default=str)}
-            for key, value in member.params.items():
-                flat[f"param:{key}"] = value if isinstance(value, (int, float)) else str(value)
-            flat.update(row["kpis"])
-            table.append(flat)
-            extremes = row.get("elements")
-            if extremes is not None and len(extremes["element"]):
-                elements.append((member.member_id, extremes))
-        name = f"part-{batch[0].member_id}-{len(batch)}.parquet"
+    def write_batch(self, rows: list[dict[str, Any]],
+                    elements: list[dict[str, np.ndarray]] = ()) -> Path:
+        """Write landed members' rows (:func:`flat_rows`) and their element extremes as one
+        partition each; returns the members' partition."""
+        name = f"part-{rows[0]['member_id']}-{len(rows)}.parquet"
         path = self.out / "members" / name
-        _write_atomic(pd.DataFrame(table), path)
-        if elements:       # one table from the members' arrays (not a frame per member)
-            columns = {key: np.concatenate([e[key] for _, e in elements])
-                       for key in elements[0][1]}
-            columns["member_id"] = np.repeat(
-                np.array([mid for mid, _ in elements], dtype=object),
-                [len(e["element"]) for _, e in elements])
-            _write_atomic(pd.DataFrame(columns), self.out / "elements" / name)
+        _write_atomic(pd.DataFrame(rows), path)
+        elements = [e for e in elements if e is not None and len(e["member_id"])]
+        if elements:       # one table from the batches' arrays (not a frame per member)
+            _write_atomic(pd.DataFrame({key: np.concatenate([e[key] for e in elements])
+                                        for key in elements[0]}),
+                          self.out / "elements" / name)
         self.done_ids.update(r["member_id"] for r in rows if r["status"] == "done")
         return path
 

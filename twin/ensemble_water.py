@@ -16,12 +16,13 @@ Criticality analysis is an ensemble whose members each break (or close) one pipe
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
 import time
 import traceback
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,11 +147,17 @@ def worker_networks() -> WorkerNetworks:
 
 @dataclass(frozen=True)
 class MemberTask:
-    """One member to run: its id, its resolved scenario and the per-element extremes wanted."""
+    """One member to run: its id, its resolved scenario and the per-element extremes wanted
+    (and what its row in the results says of it: seed, swept element and template, grid
+    parameters)."""
 
     member_id: str
     spec: "ScenarioSpec"
     per_element: tuple[str, ...] = ("water.pressure",)
+    seed: int = 0
+    element: str = ""
+    sweep: int = -1
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def preload_network(spec: "ScenarioSpec") -> None:
@@ -193,9 +200,21 @@ def run_member(task: MemberTask, networks: WorkerNetworks | None = None) -> dict
     return out
 
 
-def run_members(tasks: list[MemberTask]) -> list[dict[str, Any]]:
-    """Run a batch of members in this process (a Dask task)."""
-    return [run_member(task) for task in tasks]
+def run_members(tasks: list[MemberTask]) -> tuple[list[dict[str, Any]],
+                                                  dict[str, np.ndarray] | None]:
+    """Run a batch of members in this process (a Dask task): their rows and element
+    extremes as :func:`twin.ensemble_store.flat_rows` makes them."""
+    from twin.ensemble_store import flat_rows
+
+    return flat_rows(tasks, [run_member(task) for task in tasks])
+
+
+def run_packed_members(packed: bytes) -> tuple[list[dict[str, Any]], dict[str, np.ndarray] | None]:
+    """:func:`run_members` of a pickled batch. The Dask scheduler unpickles every task it is
+    given to read its graph: a batch of scenario models sent as bytes costs it nothing,
+    sent as objects it cost more than the members ran (the local scheduler shares the
+    client's process, on the same cores as the workers)."""
+    return run_members(pickle.loads(packed))
 
 
 def element_extremes(twin, wanted: tuple[str, ...]) -> dict[str, np.ndarray] | None:

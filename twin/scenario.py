@@ -270,10 +270,10 @@ class ScenarioSpec(_Spec):
     lighting: Annotated[LightingSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: a sewer layer (SWMM), storms and control strategy (twin.scenario_sewer)
     sewer: Annotated[SewerSpec | None, BeforeValidator(_empty_if_none({}))] = None
-    # optional: cascade rules between the layers (twin.scenario_cascade, twin.cascade)
-    cascade: Annotated[CascadeSpec | None, BeforeValidator(_empty_if_none({}))] = None
     # optional: citizens' requests, phone centre, alerts and crews (twin.scenario_citizens)
     citizens: Annotated[CitizensSpec | None, BeforeValidator(_empty_if_none({}))] = None
+    # optional: cascade rules between the layers (twin.scenario_cascade, twin.cascade)
+    cascade: Annotated[CascadeSpec | None, BeforeValidator(_empty_if_none({}))] = None
     ensemble: EnsembleField             # what varies across an ensemble's members (twin ensemble)
     responses: ResponsesField           # the city's response options run beside it (twin run)
     source_path: Path | None = None
@@ -343,10 +343,13 @@ def check_elements(spec: ScenarioSpec, known: dict[str, set[str]]) -> None:
     ``known`` maps a kind ('pipe', 'link', 'pump', 'node') to the network's ids;
     kinds missing from it are not checked.
     """
-    for ref in spec.element_refs():
-        ids = known.get(ref.kind)
-        if ids is None or ref.element_id in ids:
+    refs = ((f"events[{i}].{sub}", kind, element_id) for i, event in enumerate(spec.events)
+            for sub, kind, element_id in event.element_refs())
+    for field, kind, element_id in refs:       # located only when wrong (ensembles check
+        ids = known.get(kind)                  # thousands of members)
+        if ids is None or element_id in ids:
             continue
+        ref = ElementRef(field, spec.locate(field)[1], kind, element_id)
         examples = ", ".join(repr(i) for i in sorted(ids, key=_natural_key)[:3])
         examples += ", ..." if len(ids) > 3 else ""
         plural = ref.kind + "s"

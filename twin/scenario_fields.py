@@ -319,6 +319,19 @@ class _Spec(BaseModel):
         return [f.alias or name for name, f in cls.model_fields.items()
                 if name not in cls._internal_fields]
 
+    @classmethod
+    def _keys(cls) -> tuple[tuple[str, ...], frozenset[str]]:
+        """(:meth:`yaml_keys`, every key a field answers to), made once per class: reading
+        ``model_fields`` costs pydantic more than validating a small section does, and an
+        ensemble validates thousands of members."""
+        cached = cls.__dict__.get("_keys_cache")
+        if cached is None:
+            known = tuple(cls.yaml_keys())
+            cached = (known, frozenset(known) | {f.alias or n
+                                                 for n, f in cls.model_fields.items()})
+            type.__setattr__(cls, "_keys_cache", cached)
+        return cached
+
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown_fields(cls, data: Any) -> Any:
@@ -327,8 +340,7 @@ class _Spec(BaseModel):
     @classmethod
     def _check_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            known = cls.yaml_keys()
-            allowed = set(known) | {f.alias or n for n, f in cls.model_fields.items()}
+            known, allowed = cls._keys()
             for key in data:
                 if key not in allowed:
                     close = difflib.get_close_matches(str(key), known, n=1)
