@@ -349,3 +349,17 @@ def test_with_a_cascade_the_traffic_layer_leaves_flood_closures_to_the_rules(tmp
     twin = build_twin(load_scenario(_scenario(tmp_path, f"traffic: {{}}\ncascade:\n"
                                                         f"  rules: {CITY_RULES}\n")))
     assert twin.layers["traffic"].flood_close_lps is None and "cascade" in twin.layers
+
+
+def test_a_trigger_without_coordinates_is_placed_at_the_element_it_names(tmp_path):
+    text = ("events:\n  - {at: 1h, type: pipe_burst, pipe: s12, leak_area_m2: 0.001}\n"
+            "cascade:\n  rules:\n"
+            "    - {name: cut, when: PipeBurst, then: CitizenAlert, delay: 20min,\n"
+            "       set: {kind: water_cut, radius_m: 300}}\n")
+    results = run(load_scenario(_scenario(tmp_path, text)))
+    ev = results.events
+    (alert,) = ev[ev["kind"] == "CitizenAlert"].itertuples()
+    burst = ev[ev["kind"] == "PipeBurst"].iloc[0]
+    assert alert.cause_id == burst["event_id"] and alert.time_s == H + 1200.0
+    pipe = results.elements["water"]["links"].geometry.loc["s12"].centroid
+    assert f"'x': {pipe.x}" in alert.details and f"'y': {pipe.y}" in alert.details

@@ -312,12 +312,14 @@ class CascadeLayer(Layer):
         if x is not None and y is not None and math.isfinite(x) and math.isfinite(y) \
                 and (x, y) != (0.0, 0.0):
             return Point(float(x), float(y))
+        publisher = event.source.split(":")[0].split(".")[0]
         for field, tables in LOCATION_FIELDS:
             value = getattr(event, field, None)
             if not value:
                 continue
             ids = value if isinstance(value, tuple) else (value,)
-            for key in tables:
+            # ids can repeat across layers (water and sewer nodes): the publisher's first
+            for key in sorted(tables, key=lambda t: t[0] != publisher):
                 table = self._table(key)
                 geoms = table.geometry_of(ids) if table is not None else []
                 if geoms:
