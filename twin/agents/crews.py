@@ -212,16 +212,7 @@ class StreetRouter:
 
     def path(self, a: int, b: int) -> list[str]:
         """Intersection ids from ``a`` to ``b`` along the fastest route."""
-        if a == b or not self.has_graph:
-            return [self.node_ids[a]] + ([] if a == b else [self.node_ids[b]])
-        pred = self._row(a, b)[2]
-        out, k = [b], b
-        while k != a:
-            k = int(pred[k])
-            if k < 0:
-                raise ValueError(f"no street route from {self.node_ids[a]} to {self.node_ids[b]}")
-            out.append(k)
-        return [self.node_ids[i] for i in reversed(out)]
+        return [self.node_ids[i] for i in self.route(a, b)[0]]
 
 
 def _path_lengths(pred: np.ndarray, length: csr_matrix) -> np.ndarray:

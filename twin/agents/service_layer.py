@@ -7,9 +7,17 @@ process per crew and an hourly recorder; ``apply`` turns incidents published
 by the network layers (``StreetFlooded``, ``LampFailed``, ``CabinetFault``,
 ``ContainerOverflow``, ``SewerFlooding``) into reports by residents nearby (a lamp
 out only once it is dark), ``StreetClosed`` / ``StreetReopened`` into the crews'
-routes (closed streets are avoided from the event on; a trip already on its way
-keeps its route) and ``TravelTimesUpdated`` into the crews' travel times (the
-traffic layer's ``Twin.street_times_s``).
+routes (closed streets are avoided from the event on; a crew on its way whose route
+uses them turns where it is, estimated by the time it has driven, and a route made
+longer by a closure publishes ``CrewRerouted`` caused by that closure) and
+``TravelTimesUpdated`` into the crews' travel times (the traffic layer's
+``Twin.street_times_s``). Incidents also raise information calls from the households
+around them; ``CitizenAlert`` warns an area (:mod:`twin.agents.alerts`: its subscribed
+households then mostly neither report nor call), ``ServiceSurge`` multiplies some
+services' background requests for a while, and the policy may pre-position crews
+(:class:`twin.agents.crews.Preposition`) and give first-contact answers at the phone
+centre (:class:`twin.agents.channels.FirstContact`). A fork (:mod:`service_fork`) does
+not carry the alerts received, the surges in force nor the closures' causes.
 Triage merges duplicates (same incident, or same service within
 ``duplicate_radius_m`` and ``duplicate_window_h``), sets the priority and the
 promised date and makes a work order; a crew's repair publishes the events
@@ -17,7 +25,8 @@ that change the network (``LeakStopped`` and ``RepairDone`` for a leak,
 ``StreetReopened`` for a flooded street, ``RepairDone(layer, element_id)`` for an
 asset of another layer: the lamp, cabinet, container or sewer node). Results: :meth:`kpis`,
 :meth:`request_table` (Open311 fields) and the recorder's hourly series
-(``backlog``, ``open_requests``, ``crews_busy``, ``phone_queue``).
+(``backlog``, ``open_requests``, ``crews_busy``, ``phone_queue``; ``alert_recipients``
+at each alert).
 
 Requests are kept in preallocated numpy columns, not in a DataFrame nor lists,
 and a day's requests are walked by one process, so a year of 600,000 costs about

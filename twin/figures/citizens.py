@@ -2,8 +2,8 @@
 queue over time.
 
 Drawn from the ``citizens`` layer's recorded series (``backlog`` per skill and ``all``,
-``open_requests``, ``crews_busy``, ``phone_queue``); the span of the street floods in the events (a storm)
-is shaded, so a storm week shows the backlog rising and falling.
+``open_requests``, ``crews_busy``, ``phone_queue``); the span of the street floods in the
+events (a storm) is shaded, so a storm week shows the backlog rising and falling.
 """
 
 from __future__ import annotations
