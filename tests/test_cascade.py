@@ -13,7 +13,7 @@ from twin.cascade import (LAYER_TABLES, RuleFileSpec, cause_chains, compile_rule
                           load_rules)
 from twin.cascade_engine import CascadeLayer
 from twin.city.generator import generate_city
-from twin.events import EVENT_TYPES, CitizenAlert, StreetClosed, StreetFlooded
+from twin.events import EVENT_TYPES, CitizenAlert, StreetClosed, StreetFlooded, StreetReopened
 from twin.run import build_twin, run
 from twin.scenario import load_scenario
 from twin.scenario_fields import ScenarioError
@@ -153,7 +153,8 @@ def _caused(city, rule: dict, seed: int) -> list[tuple]:
     street, point = _street_mid(city)
     twin.schedule([_flood(H, point, 0.3, [street])])
     twin.run(6 * H)
-    return [(e.kind, e.time_s, e.street_ids) for e in twin.bus.log if e.source.startswith("cascade")]
+    return [(e.kind, e.time_s, e.street_ids) for e in twin.bus.log
+            if e.source.startswith("cascade")]
 
 
 def test_same_seed_same_cascade_and_probability_zero_causes_nothing(city):
@@ -363,3 +364,27 @@ def test_a_trigger_without_coordinates_is_placed_at_the_element_it_names(tmp_pat
     assert alert.cause_id == burst["event_id"] and alert.time_s == H + 1200.0
     pipe = results.elements["water"]["links"].geometry.loc["s12"].centroid
     assert f"'x': {pipe.x}" in alert.details and f"'y': {pipe.y}" in alert.details
+
+
+def test_the_end_of_a_closure_leaves_a_later_closure_of_the_street_alone(city):
+    twin, _ = _flood_twin(city, _rules({**CLOSE, "delay": 0}))
+    street, point = _street_mid(city)
+    twin.schedule([_flood(H, point, 0.3, [street])])
+    twin.run(H)
+    (ours,) = [e for e in twin.bus.log if isinstance(e, StreetClosed)]
+    others = tuple(s for s in ours.street_ids if s != street)
+    assert others
+    # a crew reopens every street at 1h30; roadworks close one of them again at 2h
+    twin.schedule([StreetReopened(time_s=1.5 * H, source="citizens", street_ids=ours.street_ids),
+                   StreetClosed(time_s=2 * H, source="roadworks", street_ids=(street,))])
+    twin.run(4 * H)
+    ends = [e for e in twin.bus.log if e.source == "cascade:deep_closes"
+            and isinstance(e, StreetReopened)]
+    assert ends == []            # all reopened already: nothing of ours is left to end
+    twin2, _ = _flood_twin(city, _rules({**CLOSE, "delay": 0}))
+    twin2.schedule([_flood(H, point, 0.3, [street]),
+                    StreetClosed(time_s=2 * H, source="roadworks", street_ids=(street,))])
+    twin2.run(4 * H)
+    (end,) = [e for e in twin2.bus.log if e.source == "cascade:deep_closes"
+              and isinstance(e, StreetReopened)]
+    assert end.time_s == 3 * H and set(end.street_ids) == set(others)   # roadworks stay

@@ -65,8 +65,8 @@ import pandas as pd
 from pydantic import BeforeValidator, Field, model_validator
 
 from twin.events import EVENT_TYPES, Event
-from twin.scenario_fields import (Duration, _integer, _number, _Problem, _Spec, _text, format_duration,
-                                  parse_duration)
+from twin.scenario_fields import (Duration, _integer, _number, _Problem, _Spec, _text,
+                                  format_duration, parse_duration)
 
 __all__ = ["RuleSpec", "RuleFileSpec", "Rule", "Delay", "LAYER_TABLES", "load_rules",
            "compile_rule", "cause_chains", "distinct_rule_names", "CASCADE_SOURCE"]

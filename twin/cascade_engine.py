@@ -107,7 +107,8 @@ class CascadeLayer(Layer):
         self.rules = [compile_rule(r) if isinstance(r, RuleSpec) else r for r in rules]
         names = [r.name for r in self.rules]
         if len(set(names)) != len(names):
-            raise ValueError(f"cascade: rule names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+            repeated = sorted(n for n in set(names) if names.count(n) > 1)
+            raise ValueError(f"cascade: rule names repeat: {repeated}")
         known = set(names) | {t for r in self.rules for t in r.tags}
         self.off = tuple(off)
         unknown = [o for o in self.off if o not in known]
@@ -133,6 +134,7 @@ class CascadeLayer(Layer):
         self._duration_field: dict[str, bool] = {r.name: "duration_s" in event_fields(r.then)
                                                  for r in self.rules}
         self._lasts_s = {r.name: r.lasts_s for r in self.rules}
+        self._closed_by: dict[str, int] = {}          # street -> the closure in force
         self._restored: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ build / start
@@ -160,6 +162,8 @@ class CascadeLayer(Layer):
                 self._by_type.setdefault(rule.when, []).append(rule)
                 self._rngs[rule.name] = twin.rng.stream(f"{CASCADE_SOURCE}:{rule.name}")
         caused_types = {r.then for r in self.rules if self.status[r.name] == "active"}
+        if StreetClosed in caused_types:
+            caused_types |= {StreetReopened}      # to know which closure a street is under
         for cls in set(self._by_type) | caused_types:
             twin.bus.subscribe(cls, self.apply)
         if self._restored is not None:
@@ -167,6 +171,8 @@ class CascadeLayer(Layer):
 
     # ------------------------------------------------------------------ events
     def apply(self, event: Event) -> None:
+        if isinstance(event, (StreetClosed, StreetReopened)):
+            self._closures(event)
         if event.source.startswith(SOURCE_PREFIX):
             self._published(event)
         for rule in self._by_type.get(type(event), ()):
@@ -194,7 +200,34 @@ class CascadeLayer(Layer):
 
     def _schedule(self, pending: list[_Pending]) -> None:
         self._pending.extend(pending)
-        self.twin.schedule([p.event for p in pending])
+        self.twin.schedule([p.event for p in pending if not p.inverse])
+        for p in pending:
+            if p.inverse:
+                self.twin.expect(p.due_s)
+                self.twin.clock.process(self._end_later(p))
+
+    def _end_later(self, p: _Pending):
+        """Publish an inverse when due, for what the caused event still holds: a street
+        reopened meanwhile (by a repair) and closed again by someone else stays closed."""
+        yield self.twin.clock.timeout(max(p.due_s - self.twin.clock.now_s, 0.0))
+        if not any(q is p for q in self._pending):
+            return
+        self._pending = [q for q in self._pending if q is not p]
+        event = p.event
+        if isinstance(event, StreetReopened) and event.cause_id is not None:
+            mine = tuple(s for s in event.street_ids if self._closed_by.get(s) == event.cause_id)
+            if not mine:
+                return
+            event = replace(event, street_ids=mine)
+        self.twin.publish(event)
+
+    def _closures(self, event: Event) -> None:
+        """Which closure holds each street closed now (for the ends of ours)."""
+        if isinstance(event, StreetClosed):
+            self._closed_by.update({s: event.event_id for s in event.street_ids})
+        elif isinstance(event, StreetReopened):
+            for s in event.street_ids:
+                self._closed_by.pop(s, None)
 
     def _depth(self, event: Event) -> int:
         """Caused events in ``event``'s chain, itself included."""
