@@ -21,6 +21,7 @@ from twin.figures.traffic import traffic_figures
 from twin.figures.sewer import sewer_figures
 from twin.figures.waste import waste_figures
 from twin.figures.water import water_figures
+from twin.report_cascade import cascade_section, has_cascade
 from twin.results import Results
 
 # Each layer's report figures: results, output folder, maps wanted, service pressure ->
@@ -149,6 +150,8 @@ def write_report(results: Sequence[Results], out_dir: str | Path, title: str = "
                      "<span style='background:#fde0dd'>worse</span> / "
                      "<span style='background:#e5f5e0'>better</span>.</p>")
     parts.append(_kpi_html(table, len(results)))
+    if has_cascade(results):          # incidents that crossed networks: the cascade report
+        parts.append(cascade_section(results, out, maps))
     parts.append("<h2>Over time</h2>")
     for label, p in figures:
         parts.append(f"<h3>{html.escape(label)}</h3><img src='{p.name}' alt='{html.escape(label)}'>")

@@ -14,10 +14,63 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import shapely
+from numba import njit
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from twin.city.model import City
+
+
+@njit(cache=True)
+def _path_lengths(pred: np.ndarray, edge_m: np.ndarray) -> np.ndarray:
+    """Length (m) of every fastest path from its predecessor trees: each node's length is
+    its predecessor's plus the edge, filled along each tree once (O(n^2) for n nodes)."""
+    n = pred.shape[0]
+    length = np.zeros((n, n))
+    known = np.zeros(n, np.bool_)
+    stack = np.empty(n, np.int64)
+    for s in range(n):
+        known[:] = False
+        known[s] = True
+        for v in range(n):
+            if known[v] or pred[s, v] < 0:
+                continue
+            top = 0
+            w = v
+            while not known[w] and pred[s, w] >= 0:     # up the tree to a known node
+                stack[top] = w
+                top += 1
+                w = pred[s, w]
+            while top > 0:                              # and back down, adding the edges
+                top -= 1
+                w = stack[top]
+                p = pred[s, w]
+                length[s, w] = length[s, p] + edge_m[p, w]
+                known[w] = True
+    return length
+
+
+@njit(cache=True)
+def _best_of_ends(ends_a, ends_b, off_s_a, off_s_b, off_m_a, off_m_b, node_s, node_m):
+    """Point-to-point time and distance: the fastest of the four ways out of the first
+    point's street ends and into the second's."""
+    k = len(ends_a)
+    best_s = np.full((k, k), np.inf)
+    best_m = np.zeros((k, k))
+    for i in range(k):
+        for a in range(2):
+            ei = ends_a[i] if a == 0 else ends_b[i]
+            si = off_s_a[i] if a == 0 else off_s_b[i]
+            mi = off_m_a[i] if a == 0 else off_m_b[i]
+            for j in range(k):
+                for b in range(2):
+                    ej = ends_a[j] if b == 0 else ends_b[j]
+                    t = si + node_s[ei, ej] + (off_s_a[j] if b == 0 else off_s_b[j])
+                    if t < best_s[i, j]:
+                        best_s[i, j] = t
+                        best_m[i, j] = mi + node_m[ei, ej] + (off_m_a[j] if b == 0
+                                                              else off_m_b[j])
+    return best_s, best_m
 
 
 class StreetRouter:
@@ -90,20 +143,11 @@ class StreetRouter:
         graph = csr_matrix((np.concatenate([w, w]), (np.concatenate([u, v]), np.concatenate([v, u]))),
                            shape=(n, n))
         time_s, pred = dijkstra(graph, directed=True, return_predecessors=True)
-        # length of each fastest path: walk the predecessor trees level by level
-        length = np.zeros(n * n).reshape(n, n)
+        # length of each fastest path, along the predecessor trees
         edge_m = np.zeros((n, n))
         edge_m[u, v] = self.length_m[open_]
         edge_m[v, u] = self.length_m[open_]
-        done = pred < 0
-        rows = np.arange(n)[:, None].repeat(n, 1)
-        for _ in range(n):
-            if done.all():
-                break
-            p = np.where(done, 0, pred)
-            ready = ~done & np.take_along_axis(done, p, axis=1)
-            length[ready] = length[rows[ready], p[ready]] + edge_m[p[ready], np.nonzero(ready)[1]]
-            done |= ready
+        length = _path_lengths(pred.astype(np.int64), edge_m)
         self.pred = pred
         return time_s, length, sec
 
@@ -114,17 +158,10 @@ class StreetRouter:
         node_s, node_m, sec = self._all_pairs()
         k = np.where(self.on_street, self.point_street, 0)
         per_m = np.where(self.on_street, sec[k] / np.maximum(self.length_m[k], 1e-9), 0.0)
-        ends = (self.end_a, self.end_b)
-        off_m = (self.off_a_m, self.off_b_m)
-        off_s = (self.off_a_m * per_m + self.access_s, self.off_b_m * per_m + self.access_s)
-        best_s = np.full((len(k), len(k)), np.inf)
-        best_m = np.zeros_like(best_s)
-        for i in range(2):
-            for j in range(2):
-                t = off_s[i][:, None] + node_s[np.ix_(ends[i], ends[j])] + off_s[j][None, :]
-                m = off_m[i][:, None] + node_m[np.ix_(ends[i], ends[j])] + off_m[j][None, :]
-                better = t < best_s
-                best_s[better], best_m[better] = t[better], m[better]
+        best_s, best_m = _best_of_ends(
+            self.end_a.astype(np.int64), self.end_b.astype(np.int64),
+            self.off_a_m * per_m + self.access_s, self.off_b_m * per_m + self.access_s,
+            self.off_a_m.astype(float), self.off_b_m.astype(float), node_s, node_m)
         same = self.on_street[:, None] & (self.point_street[:, None] == self.point_street[None, :])
         gap_m = np.abs(self.off_a_m[:, None] - self.off_a_m[None, :])
         direct_s = gap_m * per_m[:, None]
