@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import re
@@ -142,8 +143,10 @@ def _kind(annotation: Any) -> str:
     return "other"
 
 
+@functools.lru_cache(maxsize=None)
 def event_fields(event_type: type[Event]) -> dict[str, tuple[str, bool]]:
-    """An event type's own fields: name -> (kind, may be None)."""
+    """An event type's own fields: name -> (kind, may be None); do not change the result
+    (it is shared)."""
     hints = typing.get_type_hints(event_type)
     out = {}
     for f in dataclasses.fields(event_type):

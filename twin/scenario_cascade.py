@@ -19,6 +19,8 @@ flooded streets come from the rules only (one source of closures).
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -29,6 +31,21 @@ from twin.events import Event, Heatwave
 from twin.scenario_fields import (Duration, EventTime, _integer, _number, _Problem, _Spec)
 
 SCENARIO_SOURCE = "scenario"        # as twin.scenario.EVENT_SOURCE: events from the timeline
+
+
+def _rules_file(path: str) -> RuleFileSpec:
+    """The rules of ``path``, read once per version of the file (an ensemble validates its
+    scenario once per member)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return load_rules(path)           # the loader says what is wrong with the path
+    return _read_rules(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_rules(path: str, mtime_ns: int, size: int) -> RuleFileSpec:
+    return load_rules(path)
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -68,7 +85,7 @@ class CascadeSpec(_Spec):
                                "or a list of rules)", loc=("rules",), show_input=False)
             if isinstance(data["rules"], str):
                 # errors in the rules file are reported with that file's name and line
-                spec: RuleFileSpec = load_rules(data["rules"])
+                spec = _rules_file(data["rules"])
                 data = {**data, "rules": list(spec.rules), "rules_file": Path(data["rules"])}
                 data.setdefault("max_depth", spec.max_depth)
         return data
