@@ -9,6 +9,7 @@ fewer phone calls, on each of three seeds and by a margin well above the seed-to
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,42 @@ def test_closed_street_raises_information_calls(city):
     assert closed["incident_info_calls"] > 5
     assert closed["phone_calls_information"] - quiet["phone_calls_information"] == (
         closed["incident_info_calls"])
+
+
+RULES = Path(__file__).resolve().parents[1] / "scenarios" / "cascades" / "city_rules.yaml"
+BURSTS = """\
+name: six_bursts
+city: {{demo: {{population: 50000, seed: 0}}}}
+start: 2026-09-15T00:00
+horizon: 36h
+step: 15min
+seed: {seed}
+outputs: {{quantities: [pressure], report: false, maps: false}}
+citizens: {{crews: 30}}
+cascade: {{rules: {rules}, off: {off}}}
+events:
+"""
+EVENTS = "".join(f"  - {{at: {8 + i}h, type: pipe_burst, pipe: s{40 + 80 * i}, leak_area_m2: 0.01, "
+              "duration: 10h}\n" for i in range(6))
+
+
+@pytest.mark.skipif(not RULES.is_file(), reason=f"no cascade rules file at {RULES}")
+def test_cascade_alerts_switched_off_means_more_calls(tmp_path):
+    """Six main breaks; the cascade rules warn the residents (water cut, street closed) or,
+    with `off: [alerts]`, do not: with alerts, fewer residents call to ask."""
+    from twin.run import run
+    from twin.scenario import load_scenario
+
+    for seed in (1, 2):
+        kpis = {}
+        for off in ("[]", "[alerts]"):
+            path = tmp_path / f"bursts_{seed}_{len(off)}.yaml"
+            path.write_text(BURSTS.format(seed=seed, rules=RULES, off=off) + EVENTS)
+            kpis[off] = run(load_scenario(path)).kpis["citizens"]
+        warned, silent = kpis["[]"], kpis["[alerts]"]
+        assert silent["alerts_sent"] == 0 and warned["alerts_sent"] >= 6
+        assert warned["alert_recipients"] > 1000
+        assert warned["incident_info_calls_avoided_by_alerts"] > 5
+        assert warned["incident_info_calls"] < silent["incident_info_calls"]
+        assert warned["phone_calls"] < silent["phone_calls"]
+        assert warned["incidents"] == silent["incidents"] == 6
