@@ -1,11 +1,16 @@
-"""Ensembles on a local Dask cluster: same results whatever the workers, a killed worker's
-members run again and are recorded once, a re-run resumes, failures are recorded."""
+"""Ensembles on Dask: same results whatever the workers (random members too), a killed
+worker's members run again and are recorded once, a re-run resumes, failures are recorded,
+an existing cluster is used by its address, an unreachable one is a clear error."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -147,3 +152,89 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, net3_inp, capsys):
                  "tcp://127.0.0.1:9"])
     assert code == 2
     assert "tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_random_members_same_results_with_one_and_two_workers(tmp_path, client):
+    """Members whose runs draw random numbers (the request service: requests, places,
+    delays): the seed decides them, never the worker or how many there are."""
+    path = tmp_path / "crews.yaml"
+    path.write_text("""\
+name: crews
+city: {demo: {population: 12000, seed: 3}}
+start: 2026-03-02T00:00
+horizon: 2d
+step: 1h
+citizens: {crews: 8}
+outputs: {quantities: [pressure]}
+ensemble:
+  grid:
+    citizens.crews: [8, 16]
+  seeds: [1, 2]
+""")
+    spec = load_scenario(path)
+    one = run_ensemble(spec, tmp_path / "one", workers=1, progress=False)
+    two = run_ensemble(spec, tmp_path / "two", client=client, batch_size=1, progress=False)
+    assert one.done == two.done == 4 and one.workers == 1 and two.workers == 2
+    a, b = load_members(tmp_path / "one"), load_members(tmp_path / "two")
+    kpis = ["member_id", "seed", "params"] + sorted(c for c in a.columns
+                                                    if c.startswith("citizens."))
+    pd.testing.assert_frame_equal(a[kpis], b[kpis])
+    assert len(set(b["worker_pid"])) == 2                     # both workers ran members
+    by_seed = a.groupby("seed")["citizens.requests"]
+    assert by_seed.nunique().eq(1).all()          # a seed's requests whatever the crews
+    assert by_seed.first().nunique() == 2         # another seed, other requests
+    assert a["citizens.requests"].gt(0).all()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_existing_cluster_by_its_address(tmp_path, net3_inp, capsys):
+    """A cluster started apart, as on a cluster's machines (`dask scheduler`, `dask worker`
+    in their own processes): `twin ensemble --scheduler tcp://HOST:PORT` runs on it,
+    unchanged, and leaves it running."""
+    from distributed import Client
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = str(Path(sys.executable).with_name("dask"))
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                               address.rsplit(":", 1)[1], "--no-dashboard"], **quiet)]
+    try:
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard"], **quiet))
+        deadline = time.monotonic() + 90
+        while True:               # the scheduler takes a moment to listen
+            try:
+                with Client(address, timeout="5s") as probe:
+                    probe.wait_for_workers(2, timeout=60)
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        path = _scenario(tmp_path, net3_inp, """\
+  sweep:
+    - {type: pipe_burst, at: 1h, leak_area_m2: 0.005, pipe: {each: pipe, sample: 6}}""",
+                         horizon="6h")
+        code = main(["ensemble", str(path), "--out", str(tmp_path / "out"), "--scheduler",
+                     address, "--json", "--no-report"])
+        assert code == 0
+        payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert payload["done"] == 6 and payload["workers"] == 2
+        assert payload["scheduler"] == address
+        rows = load_members(tmp_path / "out")
+        assert rows["status"].eq("done").all() and rows["water.leak_volume_m3"].gt(0).all()
+        with Client(address, timeout="5s") as after:                 # still there
+            assert len(after.scheduler_info()["workers"]) == 2
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -15,13 +15,18 @@ import pandas as pd
 
 from twin.ensemble_store import load_elements, load_manifest, load_members, load_network
 from twin.figures.ensemble import (node_risk, per_element_kpi, plot_criticality_map,
-                                   plot_kpi_distributions, plot_risk_map)
+                                   plot_kpi_by_param, plot_kpi_distributions,
+                                   plot_risk_map)
 from twin.report import CSS, _fmt
 
 # KPIs shown beside the ranking one when the members have them
 MAIN_KPIS = ("water.demand_not_delivered_m3", "water.pressure_deficit_node_hours",
              "water.max_nodes_below_service_pressure", "water.min_pressure_m",
-             "water.leak_volume_m3", "water.water_service_availability")
+             "water.leak_volume_m3", "water.water_service_availability",
+             "sewer.cso_volume_m3", "sewer.flooding_volume_m3", "sewer.cso_duration_h",
+             "citizens.mean_hours_to_close", "citizens.within_promise_share",
+             "citizens.urgent_within_promise_share", "citizens.crew_utilisation",
+             "citizens.backlog_end", "citizens.phone_mean_wait_s")
 FIXED_COLUMNS = {"member_id", "status", "error", "seconds", "worker_pid", "seed", "element",
                  "sweep", "params"}
 
@@ -73,7 +78,10 @@ def write_ensemble_report(out: str | Path) -> Path:
     kpis = kpi_columns(members)
     if rank_by not in kpis and kpis:
         rank_by = kpis[0]
-    shown = [rank_by] + [k for k in MAIN_KPIS if k in kpis and k != rank_by]
+    layer = rank_by.partition(".")[0]         # the ranking's layer first
+    main = sorted((k for k in MAIN_KPIS if k in kpis and k != rank_by),
+                  key=lambda k: k.partition(".")[0] != layer)
+    shown = [rank_by] + main
     network = load_network(out)
     streets = network.get("streets")
     service = float(manifest.get("service_pressure_m", 20.0))
@@ -89,6 +97,9 @@ def write_ensemble_report(out: str | Path) -> Path:
     path = plot_kpi_distributions(members, shown, out / "ensemble_kpis.png")
     if path:
         figures.append(("KPI distributions", path))
+    path = plot_kpi_by_param(members, rank_by, out / "ensemble_by_param.png")
+    if path:
+        figures.append((f"{rank_by} by grid parameter", path))
     score = per_element_kpi(members, rank_by)
     if not score.empty:
         path = plot_criticality_map(score, network.get("links"), rank_by,

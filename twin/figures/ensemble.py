@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from twin.figures.common import COLORS, figure
@@ -13,7 +14,9 @@ from twin.figures.common import COLORS, figure
 def plot_kpi_distributions(members: pd.DataFrame, kpis: list[str], path: Path) -> Path | None:
     """A histogram per KPI over the members that ran (median and 95th percentile marked)."""
     done = members[members["status"] == "done"]
-    kpis = [k for k in kpis if k in done.columns and done[k].notna().any()]
+    # a KPI the members all share says nothing here (the table beside it shows its value)
+    kpis = [k for k in kpis if k in done.columns and done[k].notna().any()
+            and done[k].astype(float).nunique() > 1][:9]
     if done.empty or not kpis:
         return None
     cols = min(3, len(kpis))
@@ -30,6 +33,8 @@ def plot_kpi_distributions(members: pd.DataFrame, kpis: list[str], path: Path) -
             ax.axvline(np.percentile(values, q), color="k", lw=0.9, ls=style,
                        label=f"p{q} {np.percentile(values, q):.4g}")
         ax.set_title(kpi, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 5))
         ax.set_ylabel("members", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
@@ -117,3 +122,39 @@ def plot_risk_map(risk: pd.Series, nodes, links, service_pressure_m: float, path
     fig.colorbar(sc, ax=ax, shrink=0.6,
                  label=f"share of members below {service_pressure_m:g} m")
     return _save_map(fig, ax, "Risk of low pressure per junction across the ensemble", path)
+
+
+def plot_kpi_by_param(members: pd.DataFrame, kpi: str, path: Path) -> Path | None:
+    """The KPI against each grid parameter (``param:<path>`` columns): the median over the
+    other members at each value (seeds, other parameters) and their range, one line per
+    value of a second parameter when there is one with few values. None without a grid."""
+    done = members[members["status"] == "done"]
+    params = [c for c in done.columns if c.startswith("param:") and done[c].nunique() > 1]
+    if done.empty or kpi not in done.columns or not params:
+        return None
+    fig = figure(4.6 * min(2, len(params)), 3.4 * int(np.ceil(len(params) / 2)))
+    for i, param in enumerate(params):
+        ax = fig.add_subplot(int(np.ceil(len(params) / 2)), min(2, len(params)), i + 1)
+        others = [p for p in params if p != param and done[p].nunique() <= 6]
+        split = others[0] if others else None
+        groups = done.groupby(split) if split else [(None, done)]
+        for j, (label, group) in enumerate(groups):
+            stats = group.groupby(param)[kpi].agg(["median", "min", "max"])
+            numeric = pd.api.types.is_numeric_dtype(stats.index)
+            x = stats.index.to_numpy() if numeric else np.arange(len(stats))
+            color = COLORS[j % len(COLORS)]
+            ax.plot(x, stats["median"], "o-", color=color, lw=1.4, ms=4,
+                    label=f"{split[6:]} = {label}" if split else "median")
+            if (stats["max"] > stats["min"]).any():
+                ax.fill_between(x, stats["min"], stats["max"], color=color, alpha=0.15)
+            if not numeric:
+                ax.set_xticks(x, [str(v) for v in stats.index], fontsize=7)
+        ax.set_xlabel(param[6:], fontsize=8)
+        ax.set_ylabel(kpi, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{kpi} by parameter\n(median; band: range over seeds and other values)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
