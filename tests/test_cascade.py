@@ -100,6 +100,7 @@ BAD_RULES = [
     ("    delay: -5min\n", 5, "rules[0].delay", "a duration >= 0"),
     ("    delay: {mean: -1h}\n", 5, "rules[0].delay.mean", "a duration >= 0"),
     ("    probability: 1.5\n", 5, "rules[0].probability", "a number in 0..1"),
+    ("    hours: ['06:00', '25:00']\n", 5, "rules[0].hours[1]", "two times of day"),
     # a target must fill an id field of the caused event
     ("    target: {layer: waste, table: sites, within_m: 9}\n", 5, "rules[0].target",
      "expected an id field of StreetClosed for the waste sites to fill"),
@@ -388,3 +389,14 @@ def test_the_end_of_a_closure_leaves_a_later_closure_of_the_street_alone(city):
     (end,) = [e for e in twin2.bus.log if e.source == "cascade:deep_closes"
               and isinstance(e, StreetReopened)]
     assert end.time_s == 3 * H and set(end.street_ids) == set(others)   # roadworks stay
+
+
+def test_a_rule_with_hours_fires_for_triggers_at_those_times_of_day_only(city):
+    morning = {**CLOSE, "hours": ["22:00", "08:00"]}        # the twin starts at 06:00
+    twin, layer = _flood_twin(city, _rules(morning))
+    street, point = _street_mid(city)
+    twin.schedule([_flood(H, point, 0.3, [street]), _flood(5 * H, point, 0.3, [street])])
+    twin.run(7 * H)
+    closed = [e for e in twin.bus.log if isinstance(e, StreetClosed)]
+    assert [c.time_s for c in closed] == [H + 600.0]      # 07:00 yes, 11:00 no
+    assert layer.kpis()["triggers"] == 1

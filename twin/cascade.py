@@ -33,6 +33,7 @@ rules:
                                            # fills duration_s where the event has one; and
                                            # the rule does not fire again on the same
                                            # element while the effect lasts
+    hours: ["06:00", "13:00"]              # optional: only for triggers at these local times
     tags: [alerts]                         # a scenario's `cascade: off: [alerts]` drops them
 max_depth: 8                               # optional: caused events in one chain, at most
 ```
@@ -243,6 +244,28 @@ def _rule_name(value: Any) -> str:
     return value.strip()
 
 
+_CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+
+
+def _hours(value: Any) -> tuple[int, int] | None:
+    """``["06:00", "13:00"]``: the trigger's local time of day, as minutes [from, to)."""
+    if value is None:
+        return None
+    expected = ('two times of day ["HH:MM", "HH:MM"] in quotes, from and to (the window '
+                'may pass midnight: ["22:00", "06:00"])')
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _Problem(expected)
+    minutes = []
+    for i, text in enumerate(value):
+        m = _CLOCK.fullmatch(text.strip()) if isinstance(text, str) else None
+        if m is None:
+            raise _Problem(expected, loc=(i,), got=repr(text), show_input=False)
+        minutes.append(int(m[1]) * 60 + int(m[2]))
+    if minutes[0] == minutes[1]:
+        raise _Problem(expected + ", not empty", got=repr(list(value)), show_input=False)
+    return minutes[0], minutes[1]
+
+
 def _tags(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -302,6 +325,7 @@ class RuleSpec(_Spec):
     delay: Annotated[Delay, BeforeValidator(_delay)] = Delay()
     probability: Annotated[float, BeforeValidator(_number(ge=0, le=1))] = 1.0
     lasts_s: Duration | None = Field(None, alias="lasts")
+    hours: Annotated[tuple[int, int] | None, BeforeValidator(_hours)] = None
     tags: Annotated[tuple[str, ...], BeforeValidator(_tags)] = ()
 
     @model_validator(mode="after")
@@ -383,6 +407,15 @@ class Rule:
     lasts_s: float | None
     tags: tuple[str, ...]
     description: str = ""
+    hours: tuple[int, int] | None = None   # minutes of the day [from, to) of the trigger
+
+    def in_hours(self, minute_of_day: float) -> bool:
+        """Whether a trigger at this local minute of the day may fire the rule."""
+        if self.hours is None:
+            return True
+        start, end = self.hours
+        return start <= minute_of_day < end if start <= end else \
+            (minute_of_day >= start or minute_of_day < end)
 
     def layers(self) -> set[str]:
         """The layers the rule needs (trigger source, target, near), the city included."""
@@ -565,6 +598,7 @@ def compile_rule(spec: RuleSpec) -> Rule:
                 target_field=target_field, per_element=per_element, constants=constants,
                 derived=derived, located=located, delay=spec.delay,
                 probability=spec.probability, lasts_s=spec.lasts_s, tags=spec.tags,
+                hours=spec.hours,
                 description=spec.description)
 
 

@@ -245,6 +245,10 @@ class CascadeLayer(Layer):
         return self._busy.get((rule.name, key), -math.inf) >= self.twin.clock.now_s
 
     def _fire(self, rule: Rule, trigger: Event) -> None:
+        if rule.hours is not None:
+            when = self.twin.clock.to_datetime(trigger.time_s)
+            if not rule.in_hours(when.hour * 60 + when.minute + when.second / 60.0):
+                return
         if self._depth(trigger) >= self.max_depth:
             self.stopped_at_depth += 1
             return
