@@ -303,7 +303,7 @@ class Crew:
     assigned: object = None      # a job handed over while idle
     route: list = field(default_factory=list)   # batched policy: jobs of today's route
     staged: bool = False         # pre-positioned: waits at its depot (the staging point)
-    driving: list | None = None  # while driving: [from, to, depart_s, arrive_s, metres]
+    driving: object = None       # while driving: its trip (see service_layer._drive)
     process: object = None       # its SimPy process (interrupted to reroute)
 
     def __post_init__(self) -> None:
