@@ -19,11 +19,12 @@ H = 3600.0
 
 
 def _first_contact_run(city, seed: int, share: float) -> dict:
-    """A busy phone centre: one agent, twice the usual volume, a working week."""
+    """A busy phone centre (one agent, twice the usual volume, a working week) and too few
+    crews, so requests run late and their requesters call to ask."""
     twin = Twin(city=city, start=dt.datetime(2026, 3, 9), seed=seed)
     first = FirstContact(share={k: share for k in ("request", "information", "status")})
     layer = twin.add_layer(CitizenServices(ServicePolicy(
-        crews=16, phone_agents=1, volume_factor=2.0, status_call_probability=0.5,
+        crews=8, phone_agents=1, volume_factor=2.0, status_call_probability=0.5,
         first_contact=first)))
     twin.run(5 * 24 * H)
     return layer.kpis()
@@ -40,6 +41,7 @@ def test_more_first_contact_answers_shorten_phone_waits():
         assert high["phone_p90_wait_s"] < low["phone_p90_wait_s"]
         assert high["phone_abandoned_share"] < low["phone_abandoned_share"]
         assert low["phone_calls"] > 200                       # busy indeed
+        assert low["status_calls"] > 5 and low["phone_calls_status"] > 0
 
 
 def test_service_surge_multiplies_the_listed_services_only():
@@ -55,13 +57,17 @@ def test_service_surge_multiplies_the_listed_services_only():
                                         factor=4.0, duration_s=48 * H)])
         twin.run(4 * 24 * H)
         counts = np.bincount(layer.requests.column("service"), minlength=len(layer.services))
-        return {s.service_code: int(n) for s, n in zip(layer.services, counts)}
+        made = {s.service_code: int(n) for s, n in zip(layer.services, counts)}
+        return made | {"surge": int(layer.kpis()["surge_requests"])}
 
     base, surged = made(False), made(True)
+    assert base.pop("surge") == 0
+    extra = surged.pop("surge")     # drawn for 2 of 4 days at 3 times the usual rate
     listed = sum(base[c] for c in codes)
     listed_surged = sum(surged[c] for c in codes)
     # 2 of 4 days at 4x: about 1 + 3 * 2/4 = 2.5 times as many (Poisson noise aside)
     assert 2.0 < listed_surged / listed < 3.0
+    assert 0.75 < extra / (3 * listed * 2 / 4) < 1.25
     others = [c for c in base if c not in codes]
     # the others are drawn as before (their draws move a little: the surge's requests go
     # through the same channels, which draw from the same stream)

@@ -299,7 +299,7 @@ class CitizenServices(Layer):
         self._surge_rng = twin.rng.stream("citizens.surge")
         self._last_info_s = np.full(len(self.households), -np.inf)
         self.reports_avoided = self.incident_info_calls = self.incident_info_avoided = 0
-        self.status_calls = 0
+        self.status_calls = self.surge_requests = 0
         self.call_outcomes = {"resolved": 0, "escalated": 0, "callback": 0}
         self.reroutes: list[tuple] = []     # (crew, order, cause id, extra s): CrewRerouted
         self._closed_by: dict[str, int] = {}          # closed street -> its StreetClosed id
@@ -391,6 +391,7 @@ class CitizenServices(Layer):
             keep = ((batch.time_s >= max(self.env.now, surge_start))
                     & (batch.time_s < surge_end))
             if keep.any():
+                self.surge_requests += int(keep.sum())
                 self._schedule_day(batch.time_s[keep], batch.service[keep],
                                    batch.household[keep], self._surge_rng)
 
@@ -1094,6 +1095,7 @@ class CitizenServices(Layer):
             "incident_info_calls": float(self.incident_info_calls),
             "incident_info_calls_avoided_by_alerts": float(self.incident_info_avoided),
             "status_calls": float(self.status_calls),
+            "surge_requests": float(self.surge_requests),
             "crews_rerouted": float(len(self.reroutes)),
             "reroute_extra_hours": sum(r[3] for r in self.reroutes) / H,
         }
