@@ -51,6 +51,12 @@ def test_twin_run_with_a_citizens_section_gives_requests_and_kpis(tmp_path: Path
     assert k["requests"] > 10 and k["work_orders"] > 5 and k["phone_calls"] > 5
     assert 0 < k["phone_first_contact_share"] < 1
     assert k["requests"] == sum(v for key, v in k.items() if key.startswith("requests_channel_"))
+    import geopandas as gpd
+
+    crews = gpd.read_parquet(out / "results" / "elements" / "citizens_two_days" /
+                             "citizens_crews.parquet")
+    assert len(crews) == 12 and crews["staged"].sum() == 2      # the pre-positioned ones
+    assert 0 < crews["jobs"].sum() <= k["work_orders"]
     report = (out / "report.html").read_text()
     assert "backlog.png" in report and "phone_first_contact_share" in report
 

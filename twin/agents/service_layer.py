@@ -61,6 +61,8 @@ from twin.events import (CabinetFault, CitizenAlert, ContainerOverflow, CrewRero
 from twin.networks.base import Layer
 
 if TYPE_CHECKING:
+    import geopandas as gpd
+
     from twin.agents.services import Service
     from twin.twin import Twin
 
@@ -1120,6 +1122,26 @@ class CitizenServices(Layer):
         out = [(orders.arrived_s[r] - self.incidents[ids[r]].event.time_s) / H
                for r in rows if ids[r] in self.incidents]
         return np.asarray(out, dtype=float)
+
+    def elements(self) -> dict[str, "gpd.GeoDataFrame"]:
+        """The crews (at their depot or staging point: skill, shift, jobs, km driven) and
+        the alerts sent (their centre, radius, kind and recipients), in the city's CRS."""
+        import geopandas as gpd
+
+        if not hasattr(self, "router"):
+            return {}
+        depots = np.array([c.depot for c in self.crews], dtype=np.int64)
+        crews = gpd.GeoDataFrame({
+            "crew_id": [c.crew_id for c in self.crews], "skill": [c.skill for c in self.crews],
+            "shift": [c.shift.name for c in self.crews], "vehicle": [c.vehicle for c in self.crews],
+            "staged": [c.staged for c in self.crews], "jobs": [c.jobs for c in self.crews],
+            "driven_km": [c.driven_m / 1000.0 for c in self.crews]},
+            geometry=gpd.points_from_xy(*self.router.xy_m[depots].T), crs=self.twin.city.crs)
+        alerts = self.alert_table()
+        alerts = gpd.GeoDataFrame(alerts, geometry=gpd.points_from_xy(alerts["x_m"],
+                                                                       alerts["y_m"]),
+                                  crs=self.twin.city.crs)
+        return {"crews": crews.set_index("crew_id"), "alerts": alerts}
 
     def alert_table(self) -> pd.DataFrame:
         """The alerts sent: id, time (s), kind, area and recipients."""
