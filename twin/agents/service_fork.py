@@ -28,7 +28,8 @@ from twin.agents.dispatch import WorkOrder
 if TYPE_CHECKING:
     from twin.agents.service_layer import CitizenServices
 
-REQUEST_TIMES = ("intent_s", "requested_s", "triaged_s", "expected_s", "closed_s", "updated_s")
+REQUEST_TIMES = ("intent_s", "requested_s", "triaged_s", "expected_s", "closed_s", "updated_s",
+                 "retry_s")
 ORDER_TIMES = ("received_s", "due_s", "arrived_s", "done_s")
 CREW_TOTALS = ("busy_s", "on_shift_s", "driven_m", "jobs")
 WITH_ORDER = ("triaged", "scheduled", "in_progress")
@@ -125,6 +126,10 @@ def resume(layer: "CitizenServices") -> None:
     for order in start["orders"]:
         layer.dispatcher.add(order)
     for row in start["contacts"]:
+        retry = float(layer.requests.retry_s[row])
+        if not np.isnan(retry):                 # hung up on the phone, files online later
+            layer._at(max(retry, layer.env.now), layer._receive, row, None)
+            continue
         when = float(layer.requests.intent_s[row])
         if when > layer.env.now:
             layer._at(when, layer._contact, row)

@@ -166,6 +166,7 @@ class _Requests(_Columns):
         "intent_s": (np.float64, math.nan), "requested_s": (np.float64, math.nan),
         "triaged_s": (np.float64, math.nan), "expected_s": (np.float64, math.nan),
         "closed_s": (np.float64, math.nan), "updated_s": (np.float64, math.nan),
+        "retry_s": (np.float64, math.nan),     # a caller who hung up files online then
         "state": (object, "new"), "priority": (np.int64, 0), "incident_id": (object, ""),
         "duplicate_of": (np.int64, -1), "crew_id": (object, ""), "notes": (object, "")}
 
@@ -530,8 +531,9 @@ class CitizenServices(Layer):
     def _hung_up(self, row: int) -> None:
         if self.rng.random() < self.policy.abandoned_retry_share:
             self.requests.channel[row] = CHANNELS.index("web")
-            self._at(self.env.now + float(self.rng.uniform(0.5, 4.0)) * H, self._receive,
-                     row, None)
+            retry_s = self.env.now + float(self.rng.uniform(0.5, 4.0)) * H
+            self.requests.retry_s[row] = retry_s          # a fork files it then too
+            self._at(retry_s, self._receive, row, None)
         else:
             self.lost += 1
             self.requests.state[row] = "lost"
