@@ -90,3 +90,25 @@ def test_route_longer_because_of_a_closure_in_force_says_so(city):
     detour_s = trip2[5] - trip2[4]
     assert ev.extra_s == pytest.approx(detour_s - cum_s[-1], abs=1e-6) and ev.extra_s > 0
     assert closed not in layer.router.streets_on(layer.router.route(start, to)[0])
+
+
+def test_crew_on_the_street_that_closes_turns_back(city):
+    _, free_layer, free_order, trip = _run(city)
+    _, _, start, to, depart_s, _, _ = trip
+    router = free_layer.router
+    nodes, cum_s, _ = router.route(start, to)
+    streets = router.streets_on(nodes)
+    closed = _worst_closure(router, start, to, streets[1:-1])
+    k = streets.index(closed)
+    close_at = depart_s + 0.5 * (cum_s[k] + cum_s[k + 1])       # halfway along that street
+    router.close([closed])
+    back_s = router.travel(int(nodes[k]), to)[0]           # from where it entered the street
+    router.reopen([closed])
+    twin, layer, order, _ = _run(city, [StreetClosed(time_s=close_at, source="test",
+                                                     street_ids=(closed,))])
+    ev = next(e for e in twin.bus.log if isinstance(e, CrewRerouted))
+    # half the street back, then the fastest open route from its first intersection
+    expected_s = close_at + 0.5 * (cum_s[k + 1] - cum_s[k]) + back_s
+    assert order["arrived_s"] == pytest.approx(expected_s, abs=1e-6)
+    assert ev.extra_s == pytest.approx(expected_s - free_order["arrived_s"], abs=1e-6)
+    assert ev.street_ids == (closed,)

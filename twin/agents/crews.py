@@ -2,9 +2,11 @@
 
 :class:`StreetRouter` answers travel times (s), distances (m) and paths between
 intersections of the city's street graph (shortest by travel time; one Dijkstra
-per source, cached). :class:`Shift` says when a crew works; :class:`Crew` holds a
-crew's skill, depot, vehicle and its running totals. :func:`make_crews` splits a
-number of crews over skills in proportion to their expected workload.
+per source, cached) and routes (:meth:`StreetRouter.route`, the street of each hop,
+the same as if nothing were closed). :class:`Shift` says when a crew works; :class:`Crew`
+holds a crew's skill, depot, vehicle and its running totals. :func:`make_crews` splits a
+number of crews over skills in proportion to their expected workload; a
+:class:`Preposition` moves some of them to a staging point (:func:`staged_crews`).
 Crews move by themselves on the twin's clock: see :mod:`twin.agents.service_layer`.
 """
 

@@ -773,9 +773,15 @@ class CitizenServices(Layer):
         """Close the streets to the crews; a crew driving a route through them turns at its
         position (estimated by the time it has driven) and takes the new fastest route."""
         router, now = self.router, self.env.now
-        driving = [(c, router.route(c.driving.start, c.driving.to)) for c in self.crews
-                   if c.driving is not None and _trip(c).arrive_s > now
-                   and c.process is not self.env.active_process]
+        driving = []
+        for crew in self.crews:
+            if (crew.driving is None or _trip(crew).arrive_s <= now
+                    or crew.process is self.env.active_process):
+                continue
+            try:
+                driving.append((crew, router.route(crew.driving.start, crew.driving.to)))
+            except ValueError:          # no street route (a graph in pieces): keeps going
+                continue
         for sid in ev.street_ids:
             self._closed_by[str(sid)] = ev.event_id
         if not router.close(ev.street_ids):
