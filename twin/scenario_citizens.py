@@ -59,7 +59,8 @@ def _share_or_table(keys: tuple[str, ...], what: str):
             try:
                 out[key] = check(share)
             except _Problem as exc:
-                raise _Problem(exc.expected, loc=(key,)) from None
+                raise _Problem(exc.expected, loc=(key,), got=repr(share),
+                               show_input=False) from None
         return out
     return parse
 
@@ -70,9 +71,10 @@ def _duration_or_table(value: Any) -> float | dict[str, float]:
         try:
             seconds = parse_duration(v)
         except ValueError:
-            raise _Problem("a duration such as '3min' or a number of seconds", loc=loc) from None
+            seconds = -1.0
         if seconds <= 0:
-            raise _Problem("a duration > 0", loc=loc)
+            raise _Problem("a duration > 0 such as '3min' or a number of seconds", loc=loc,
+                           got=repr(v), show_input=False)
         return seconds
 
     if not isinstance(value, dict):
