@@ -9,7 +9,8 @@ by the network layers (``StreetFlooded``, ``LampFailed``, ``CabinetFault``,
 out only once it is dark), ``StreetClosed`` / ``StreetReopened`` into the crews'
 routes (closed streets are avoided from the event on; a crew on its way whose route
 uses them turns where it is, estimated by the time it has driven, and a route made
-longer by a closure publishes ``CrewRerouted`` caused by that closure) and
+longer by a closure publishes ``CrewRerouted`` caused by that closure: see
+:mod:`twin.agents.crew_moves`) and
 ``TravelTimesUpdated`` into the crews' travel times (the traffic layer's
 ``Twin.street_times_s``). Incidents also raise information calls from the households
 around them; ``CitizenAlert`` warns an area (:mod:`twin.agents.alerts`: its subscribed
@@ -46,15 +47,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 import shapely
-import simpy
 
+from twin.agents import crew_moves
 from twin.agents.alerts import AlertPolicy, AlertService
 from twin.agents.channels import (Calendar, Counter, FirstContact, PhoneCentre, PhoneStaffing,
                                   Reminders)
 from twin.agents.citizens import CHANNELS, BackgroundDemand, Households, surge_extra
-from twin.agents.crews import Crew, Preposition, StreetRouter, make_crews, staged_crews
+from twin.agents.crews import Crew, Preposition, StreetRouter, make_crews
 from twin.agents.dispatch import MIN_SHIFT_LEFT_S, Dispatcher, WorkOrder
-from twin.events import (CabinetFault, CitizenAlert, ContainerOverflow, CrewRerouted, Event,
+from twin.events import (CabinetFault, CitizenAlert, ContainerOverflow, Event,
                          LampFailed, LeakStopped, PipeBurst, RepairDone, RequestFiled,
                          ServiceSurge, SewerFlooding, StreetClosed, StreetFlooded,
                          StreetReopened, TravelTimesUpdated, WorkOrderDone)
@@ -215,26 +216,6 @@ class _Orders(_Columns):
         return out.reset_index()
 
 
-@dataclass(slots=True)
-class _Trip:
-    """A crew's drive once rerouted: the current leg (from ``start``, leaving at
-    ``depart_s``) to ``to``; ``before_m`` metres driven on earlier legs."""
-    start: int
-    to: int
-    depart_s: float
-    arrive_s: float
-    leg_m: float
-    order: int
-    before_m: float = 0.0
-
-
-def _trip(crew: Crew) -> _Trip:
-    """The crew's drive as a :class:`_Trip` (made from its plain tuple the first time)."""
-    if not isinstance(crew.driving, _Trip):
-        crew.driving = _Trip(*crew.driving)
-    return crew.driving
-
-
 @dataclass
 class _Incident:
     event: Event
@@ -355,7 +336,8 @@ class CitizenServices(Layer):
         for crew in self.crews:
             crew.process = env.process(self._crew(crew))
         if self.policy.preposition is not None:
-            self._at(self.policy.preposition.from_s, self._preposition, self.policy.preposition)
+            self._at(self.policy.preposition.from_s, crew_moves.preposition, self,
+                     self.policy.preposition)
         env.process(self._record())
 
     def _at(self, time_s: float, action: Callable, *args) -> None:
@@ -662,7 +644,7 @@ class CitizenServices(Layer):
                     order.taken, order.crew_id = False, ""
                     self._redispatch(order)
                 if crew.node != crew.depot:
-                    yield from self._drive(crew, None, crew.depot)
+                    yield from crew_moves.drive(self, crew, None, crew.depot)
                 weekday, hour = self.calendar.weekday_hour(env.now)
                 wait = (left if left is not None else crew.shift.next_start_s(weekday, hour))
                 yield env.timeout(max(wait, 1.0))
@@ -675,7 +657,7 @@ class CitizenServices(Layer):
             order = crew.assigned or disp.next_for(crew)
             crew.assigned = None
             if order is None and crew.staged and crew.node != crew.depot:
-                yield from self._to_staging(crew, left)
+                yield from crew_moves.to_staging(self, crew, left)
                 continue
             if order is None:
                 crew.wake = env.event()
@@ -686,138 +668,10 @@ class CitizenServices(Layer):
                 continue
             yield from self._job(crew, order)
 
-    def _preposition(self, plan: Preposition) -> None:
-        """Move ``plan.crews`` crews to the staging point: it becomes their depot; an idle
-        crew on shift drives there now, the others when their next shift starts."""
-        x, y = plan.point(self.twin.city)
-        node = int(self.router.nearest_node(x, y)[0])
-        for crew in staged_crews(self.crews, plan.skill, plan.crews,
-                                 *self.calendar.weekday_hour(self.env.now)):
-            crew.depot, crew.staged = node, True
-            if crew.wake is not None and not crew.wake.triggered:
-                crew.wake.succeed()
-
-    def _to_staging(self, crew: Crew, shift_left_s: float):
-        """A pre-positioned crew drives back to its staging point, available on the way: a
-        job handed to it stops it where it is (estimated by the time it has driven)."""
-        env, disp = self.env, self.dispatcher
-        start, t0 = crew.node, env.now
-        secs, metres = self.router.travel(start, crew.depot)
-        crew.wake = env.event()
-        disp.crew_idle(crew)
-        yield crew.wake | env.timeout(min(secs, shift_left_s))
-        disp.crew_busy(crew)
-        crew.wake = None
-        if env.now >= t0 + secs:
-            node, driven_m = crew.depot, metres
-        else:                                   # the last intersection passed
-            nodes, cum_s, cum_m = self.router.route(start, crew.depot)
-            k = max(int(np.searchsorted(cum_s, (env.now - t0) * cum_s[-1] / secs,
-                                        side="right")) - 1, 0) if secs > 0 else 0
-            node, driven_m = int(nodes[k]), float(cum_m[k])
-        self.trips.append((crew.crew_id, -1, start, node, t0, env.now, driven_m))
-        crew.driven_m += driven_m
-        crew.node = node
-
     def _redispatch(self, order: WorkOrder) -> None:
         crew = self.dispatcher.add(order)
         if crew is not None and crew.wake is not None and not crew.wake.triggered:
             crew.wake.succeed()
-
-    def _drive(self, crew: Crew, order: WorkOrder | None, to: int):
-        """Drive ``crew`` to ``to``; a closure on its way reroutes it (see :meth:`_reroute`)."""
-        env, t0, start = self.env, self.env.now, crew.node
-        secs, metres = self.router.travel(start, to)
-        if self.router.closed and secs > 0:
-            self._detour_at_start(crew, order, to, secs)
-        order_id = -1 if order is None else order.order_id
-        # a plain tuple while nothing happens (a year drives 130,000 times); a _Trip once
-        # a closure reroutes it
-        crew.driving = (start, to, t0, t0 + secs, metres, order_id)
-        try:
-            yield env.timeout(secs)
-        except simpy.Interrupt:              # rerouted: the trip's leg and arrival changed
-            while env.now < crew.driving.arrive_s:
-                try:
-                    yield env.timeout(crew.driving.arrive_s - env.now)
-                except simpy.Interrupt:
-                    continue
-        trip, crew.driving = crew.driving, None
-        if isinstance(trip, _Trip):
-            metres = trip.before_m + trip.leg_m
-        self.trips.append((crew.crew_id, order_id, start, to, t0, env.now, metres))
-        crew.driven_m += metres
-        crew.node = to
-
-    def _detour_at_start(self, crew: Crew, order: WorkOrder | None, to: int,
-                         secs: float) -> None:
-        """A route longer than it would be without the closures in force: CrewRerouted."""
-        open_s = self.router.open_travel_s(crew.node, to)
-        if secs <= open_s + 1.0:
-            return
-        nodes = self.router.open_route(crew.node, to)[0]
-        avoided = [sid for sid in self.router.streets_on(nodes) if sid in self.router.closed]
-        self._publish_reroute(crew, order, avoided, secs - open_s)
-
-    def _publish_reroute(self, crew: Crew, order: WorkOrder | int | None, streets: list[str],
-                         extra_s: float) -> None:
-        order_id = order.order_id if isinstance(order, WorkOrder) else order
-        cause = next((self._closed_by[s] for s in streets if s in self._closed_by), None)
-        label = "" if order_id is None or order_id < 0 else f"wo{order_id + 1}"
-        self.reroutes.append((crew.crew_id, label, cause, extra_s))
-        self.twin.publish(CrewRerouted(
-            time_s=self.env.now, source=self.name, cause_id=cause, crew_id=crew.crew_id,
-            order_id=label, street_ids=tuple(dict.fromkeys(streets)), extra_s=float(extra_s)))
-
-    def _close_streets(self, ev: StreetClosed) -> None:
-        """Close the streets to the crews; a crew driving a route through them turns at its
-        position (estimated by the time it has driven) and takes the new fastest route."""
-        router, now = self.router, self.env.now
-        driving = []
-        for crew in self.crews:
-            if (crew.driving is None or _trip(crew).arrive_s <= now
-                    or crew.process is self.env.active_process):
-                continue
-            try:
-                driving.append((crew, router.route(crew.driving.start, crew.driving.to)))
-            except ValueError:          # no street route (a graph in pieces): keeps going
-                continue
-        for sid in ev.street_ids:
-            self._closed_by[str(sid)] = ev.event_id
-        if not router.close(ev.street_ids):
-            return
-        closed = {str(s) for s in ev.street_ids}
-        for crew, (nodes, cum_s, cum_m) in driving:
-            self._reroute(crew, nodes, cum_s, cum_m, closed)
-
-    def _reroute(self, crew: Crew, nodes: np.ndarray, cum_s: np.ndarray, cum_m: np.ndarray,
-                 closed: set[str]) -> None:
-        trip, now, router = crew.driving, self.env.now, self.router
-        if len(nodes) < 2 or cum_s[-1] <= 0:
-            return
-        streets = router.streets_on(nodes)
-        scale = (trip.arrive_s - trip.depart_s) / cum_s[-1]   # the leg's time when it left
-        if now < trip.depart_s:                  # still reaching the leg's first intersection
-            k, at_s = 0, 0.0
-        else:
-            at_s = (now - trip.depart_s) / scale                     # where it is on the leg
-            k = int(np.searchsorted(cum_s, at_s, side="right")) - 1  # last intersection passed
-        if k >= len(nodes) - 1 or not any(sid in closed for sid in streets[k:]):
-            return
-        if now < trip.depart_s:
-            lead_s, node, along_m = trip.depart_s - now, int(nodes[0]), 0.0
-        elif streets[k] in closed:                        # on the closed street: turn back
-            lead_s, node, along_m = (at_s - cum_s[k]) * scale, int(nodes[k]), cum_m[k]
-        else:                                             # finish the street it is on
-            lead_s, node, along_m = (cum_s[k + 1] - at_s) * scale, int(nodes[k + 1]), cum_m[k + 1]
-        secs, metres = router.travel(node, trip.to)
-        old_left_s = trip.arrive_s - now
-        trip.start, trip.depart_s, trip.arrive_s = node, now + lead_s, now + lead_s + secs
-        trip.before_m += float(along_m)
-        trip.leg_m = float(metres)
-        self._publish_reroute(crew, trip.order, [s for s in streets[k:] if s in closed],
-                              trip.arrive_s - now - old_left_s)
-        crew.process.interrupt("rerouted")
 
     def _job(self, crew: Crew, order: WorkOrder):
         env, req = self.env, self.requests
@@ -825,7 +679,7 @@ class CitizenServices(Layer):
         t0 = env.now
         self._crews_busy += 1
         req.state[row], req.crew_id[row], req.updated_s[row] = "scheduled", crew.crew_id, t0
-        yield from self._drive(crew, order, order.node)
+        yield from crew_moves.drive(self, crew, order, order.node)
         self.orders.arrived_s[order.order_id] = env.now
         req.state[row], req.updated_s[row] = "in_progress", env.now
         yield env.timeout(SETUP_S + order.work_s)
@@ -864,7 +718,7 @@ class CitizenServices(Layer):
             self._incident_calls(event.x, event.y,
                                  max(self.policy.report_radius_m, 3 * event.radius_m))
         elif isinstance(event, StreetClosed):      # crews route around it from now on
-            self._close_streets(event)
+            crew_moves.close_streets(self, event)
             if event.street_ids:
                 homes, lines = self.alerts.along(event.street_ids,
                                                  self.alerts.policy.street_buffer_m)
