@@ -400,3 +400,20 @@ def test_a_rule_with_hours_fires_for_triggers_at_those_times_of_day_only(city):
     closed = [e for e in twin.bus.log if isinstance(e, StreetClosed)]
     assert [c.time_s for c in closed] == [H + 600.0]      # 07:00 yes, 11:00 no
     assert layer.kpis()["triggers"] == 1
+
+
+def test_only_events_the_hydraulic_engines_react_to_cut_their_steps(city):
+    alert = {"name": "warn", "when": "StreetFlooded", "then": "CitizenAlert", "delay": "7min",
+             "set": {"kind": "flood_warning"}}
+    surge = {"name": "surge", "when": "StreetFlooded", "then": "DemandSurge", "delay": "9min",
+             "set": {"factor": 1.1}}
+    twin, layer = _flood_twin(city, _rules(alert, surge))
+    street, point = _street_mid(city)
+    twin.schedule([_flood(H, point, 0.3, [street])])
+    twin.run(2 * H)
+    assert layer.kpis()["events_caused"] == 2
+    # the alert is published at its time without making the water or sewer layer stop there
+    assert twin.next_expected_after(H) == H + 540.0               # the surge's time only
+    assert twin.next_expected_after(H + 540.0) is None
+    alert_time = next(e.time_s for e in twin.bus.log if isinstance(e, CitizenAlert))
+    assert alert_time == H + 420.0

@@ -7,6 +7,9 @@ probabilities from its own random stream per rule (same seed, same cascade; addi
 changes no other rule's draws), and schedules the caused events on the twin's clock with
 ``cause_id`` = the trigger and ``source`` = ``"cascade:<rule>"``. A rule with ``lasts``
 publishes the inverse (``StreetReopened`` after a ``StreetClosed`` ...) that long after.
+Only the events the water and sewer layers react to make those engines stop at their time
+(``twin.expect``): alerts, closures or lamp faults switched on or off by a response option
+leave the hydraulics exactly as they were.
 
 Loops are cut twice: a chain holds at most ``max_depth`` caused events, and a rule does not
 fire again on an element (a street, a cabinet; or at all, for a rule without elements)
@@ -28,15 +31,21 @@ from shapely.geometry import Point
 
 from twin.cascade import (CASCADE_SOURCE, DEFAULT_MAX_DEPTH, LOCATION_FIELDS, Rule, RuleSpec,
                           TargetSpec, compile_rule, event_fields)
-from twin.events import (Event, LanesClosed, LanesReopened, LeakStopped, LightingFault,
-                         PipeBurst, RepairDone, StreetClosed, StreetReopened, ValveClosed,
-                         ValveOpened)
+from twin.events import (ConduitBlocked, DemandSurge, Event, FireFlow, LanesClosed,
+                         LanesReopened, LeakStopped, LightingFault, PipeBurst, PumpOutage,
+                         Rainfall, RepairDone, SewerPumpOutage, StreetClosed, StreetFlooded,
+                         StreetReopened, ValveClosed, ValveOpened)
 from twin.networks.base import Layer
 
 if TYPE_CHECKING:
     from twin.twin import Twin
 
 SOURCE_PREFIX = CASCADE_SOURCE + ":"
+# what the water and sewer layers (engines stepped in strides) react to: caused events of
+# these types are scheduled through the twin, whose engines stop at their times
+ENGINE_EVENTS: tuple[type[Event], ...] = (
+    PipeBurst, LeakStopped, ValveClosed, ValveOpened, PumpOutage, DemandSurge, FireFlow,
+    Rainfall, ConduitBlocked, SewerPumpOutage, StreetFlooded, RepairDone)
 
 
 def inverse_events(event: Event) -> list[Event]:
@@ -180,46 +189,51 @@ class CascadeLayer(Layer):
                 self._fire(rule, event)
 
     def _published(self, event: Event) -> None:
-        """One of ours came out: count it and schedule its end when the rule says so."""
+        """One of ours that the twin scheduled came out: take it off the pending list."""
         for k, p in enumerate(self._pending):
             if p.event == event:
                 del self._pending[k]
-                break
-        else:
-            return
-        if p.inverse:
-            return
-        self.caused[p.rule] += 1
-        lasts = self._lasts_s[p.rule]
+                if not p.inverse:
+                    self._took_effect(p.rule, event)
+                return
+
+    def _took_effect(self, rule: str, event: Event) -> None:
+        """Count a caused event and schedule its end when the rule says so."""
+        self.caused[rule] += 1
+        lasts = self._lasts_s[rule]
         if lasts is None:
             return
         due = event.time_s + lasts
         ends = [replace(e, time_s=due, source=event.source, cause_id=event.event_id)
                 for e in inverse_events(event)]
-        self._schedule([_Pending(due, e, p.rule, inverse=True) for e in ends])
+        self._schedule([_Pending(due, e, rule, inverse=True) for e in ends])
 
     def _schedule(self, pending: list[_Pending]) -> None:
+        """Events a hydraulic engine reacts to go through ``twin.schedule`` (the engines
+        stop at their time); the others are published by this layer's own processes, so
+        that switching alerts or closures on and off leaves the hydraulics' steps alone."""
         self._pending.extend(pending)
-        self.twin.schedule([p.event for p in pending if not p.inverse])
+        self.twin.schedule([p.event for p in pending if isinstance(p.event, ENGINE_EVENTS)])
         for p in pending:
-            if p.inverse:
-                self.twin.expect(p.due_s)
-                self.twin.clock.process(self._end_later(p))
+            if not isinstance(p.event, ENGINE_EVENTS):
+                self.twin.clock.process(self._publish_later(p))
 
-    def _end_later(self, p: _Pending):
-        """Publish an inverse when due, for what the caused event still holds: a street
-        reopened meanwhile (by a repair) and closed again by someone else stays closed."""
+    def _publish_later(self, p: _Pending):
         yield self.twin.clock.timeout(max(p.due_s - self.twin.clock.now_s, 0.0))
         if not any(q is p for q in self._pending):
             return
         self._pending = [q for q in self._pending if q is not p]
         event = p.event
         if isinstance(event, StreetReopened) and event.cause_id is not None:
+            # only what is still under our closure: a street the crews reopened and someone
+            # else closed again stays closed
             mine = tuple(s for s in event.street_ids if self._closed_by.get(s) == event.cause_id)
             if not mine:
                 return
             event = replace(event, street_ids=mine)
-        self.twin.publish(event)
+        published = self.twin.publish(event)
+        if not p.inverse:
+            self._took_effect(p.rule, published)
 
     def _closures(self, event: Event) -> None:
         """Which closure holds each street closed now (for the ends of ours)."""
