@@ -9,7 +9,7 @@ changes no other rule's draws), and schedules the caused events on the twin's cl
 publishes the inverse (``StreetReopened`` after a ``StreetClosed`` ...) that long after.
 Only the events the water and sewer layers react to make those engines stop at their time
 (``twin.expect``): alerts, closures or lamp faults switched on or off by a response option
-leave the hydraulics exactly as they were.
+do not change where the hydraulic steps fall.
 
 Loops are cut twice: a chain holds at most ``max_depth`` caused events, and a rule does not
 fire again on an element (a street, a cabinet; or at all, for a rule without elements)
