@@ -213,7 +213,9 @@ class TrafficLayer(Layer):
         self._publish(now, before, cause)
         self._record(now, before if incident else None)
         if incident:
-            self._incident_pairs.append((before, result))
+            # kept for incident_change() without the solver's path store (hundreds of MB a
+            # solution on a large city, and a storm closes hundreds of streets)
+            self._incident_pairs.append((replace(before, state=None), replace(result, state=None)))
             self.incidents.append({
                 "time_s": now, "event_ids": tuple(c.event_id for c in causes),
                 "kinds": tuple(c.kind for c in causes),
