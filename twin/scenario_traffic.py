@@ -9,6 +9,8 @@ traffic:                     # present: the run has a traffic layer on the demo 
   flood_close_lps: 50        # a flood with at least this flow closes its streets
   flood_close_within_m: 30   # ... those within this distance of the water (default: all)
   flood_closure: 6h          # ... for this long (default: until reopened)
+  incident_batch: 15min      # incidents this soon after the last solution wait and are
+                             # solved together (default 0: each at once)
 events:
   - at: 8h
     type: street_closure
@@ -55,6 +57,7 @@ class TrafficSpec(_Spec):
     flood_close_within_m: Annotated[float | None, BeforeValidator(_optional_number(ge=0))] = None
     flood_closure_s: Duration | None = Field(None, alias="flood_closure")
     top_affected: Annotated[int, BeforeValidator(_integer(ge=1, le=1000))] = 10
+    incident_batch_s: Duration | None = Field(None, alias="incident_batch")
 
     def layer_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~twin.networks.traffic.TrafficLayer`."""
@@ -63,7 +66,8 @@ class TrafficSpec(_Spec):
                 "demand_scale": self.demand_scale, "zone_size_m": self.zone_size_m,
                 "flood_close_lps": self.flood_close_lps,
                 "flood_close_within_m": self.flood_close_within_m,
-                "flood_closure_s": self.flood_closure_s, "top_affected": self.top_affected}
+                "flood_closure_s": self.flood_closure_s, "top_affected": self.top_affected,
+                "incident_batch_s": self.incident_batch_s or 0.0}
 
 
 class StreetClosureSpec(_Spec):

@@ -86,7 +86,8 @@ class TrafficLayer(Layer):
                  flood_close_lps: float | None = 50.0, flood_close_within_m: float | None = None,
                  flood_closure_s: float | None = None,
                  top_affected: int = 10, network: RoadNetwork | None = None,
-                 demand: OdDemand | None = None, streets: gpd.GeoDataFrame | None = None) -> None:
+                 demand: OdDemand | None = None, streets: gpd.GeoDataFrame | None = None,
+                 incident_batch_s: float = 0.0) -> None:
         if period_s <= 0:
             raise ValueError(f"traffic layer: period_s must be > 0, got {period_s}")
         self.period_s = float(period_s)
@@ -101,6 +102,9 @@ class TrafficLayer(Layer):
         self.flood_close_within_m = flood_close_within_m
         self.flood_closure_s = flood_closure_s
         self.top_affected = int(top_affected)
+        # incidents within this time of the last solution wait for one solution together
+        # (a storm closing streets minute after minute); 0: each instant is solved at once
+        self.incident_batch_s = max(float(incident_batch_s), 0.0)
         self.base_network: RoadNetwork | None = network
         self.demand: OdDemand | None = demand
         self.streets: gpd.GeoDataFrame | None = streets
@@ -289,8 +293,10 @@ class TrafficLayer(Layer):
             self.twin.clock.process(self._settle_soon())
 
     def _settle_soon(self):
-        """Solve once after every event of this instant has been applied."""
-        yield self.twin.clock.timeout(0)
+        """Solve once after every event of this instant has been applied (with an
+        ``incident_batch_s``, not before that long after the last solution)."""
+        wait = max(self._since_s + self.incident_batch_s - self.twin.clock.now_s, 0.0)
+        yield self.twin.clock.timeout(wait)
         self._settle()
 
     def _incident_network(self) -> RoadNetwork:
