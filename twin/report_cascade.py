@@ -225,6 +225,10 @@ def cascade_section(results: Sequence[Results], out: Path, maps: bool = True) ->
                              f"<img src='{phase_map.name}' alt='maps per phase'>")
     parts.append("<h2>Every network side by side</h2>")
     parts.append(_table_html(headline_table(results), "KPI", deltas=len(results) > 1))
-    parts.append("<h2>Response options</h2>")
+    responses = any(r.meta.get("response") for r in results)
+    if responses or len(results) == 1:
+        parts.append("<h2>Response options</h2>")
+    else:
+        parts.append("<h2>Comparison of the runs</h2>")
     parts.append(_options_html(results))
     return "\n".join(parts)

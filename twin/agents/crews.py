@@ -57,6 +57,9 @@ class StreetRouter:
         self._edges = (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
                        np.asarray(secs, dtype=float))
         self._edge_street = np.asarray(streets, dtype=object)
+        self._street_edges: dict[str, list[int]] = {}     # street id -> its edges (closures)
+        for k, sid in enumerate(streets):
+            self._street_edges.setdefault(sid, []).append(k)
         self._time = csr_matrix((secs, (rows, cols)), shape=(n, n))
         self._length = csr_matrix((lengths, (rows, cols)), shape=(n, n))
         self._free_secs = self._edges[2].copy()
@@ -110,7 +113,9 @@ class StreetRouter:
         if not closed:                       # back to the full graph and its cache
             self._time, self._rows = self._time_all, self._rows_all
             return True
-        keep = ~np.isin(self._edge_street, list(closed))
+        keep = np.ones(len(self._edge_street), dtype=bool)
+        for sid in closed:                   # (np.isin on the ids cost a storm 14 s at 250k)
+            keep[self._street_edges.get(sid, [])] = False
         rows, cols, secs = (e[keep] for e in self._edges)
         self._time = csr_matrix((secs, (rows, cols)), shape=(self._n, self._n))
         self._rows = {}                      # every cached route may have used a closed street
