@@ -1,9 +1,6 @@
 """The hypervision showcase: the 50-year storm through every network, its cascade report and
-the city's response options (scenarios/storm_50yr.yaml).
-
-The storm scenario runs 48 h; here the same storm (14:00, 50 years, 2 h) runs from 12:00 to
-22:00 of the same Monday, so the test stays within a minute a run: the window is the only
-change (``start``, ``sewer.storm.at`` and ``horizon`` overridden by a file that extends it).
+the city's response options, run as a planner would: ``twin run scenarios/storm_50yr.yaml
+--out DIR`` (48 simulated hours, the scenario and its three response options, same seed).
 """
 
 from __future__ import annotations
@@ -17,35 +14,28 @@ import pytest
 from twin.cli import main as twin_main
 from twin.responses import response_specs
 from twin.results import Results
-from twin.run import run
 from twin.scenario import ScenarioError, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 CHAIN = ("Rainfall", "SewerFlooding", "StreetFlooded", "StreetClosed", "CrewRerouted")
-
-
-def _window(tmp: Path) -> Path:
-    path = tmp / "storm_window.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        extends: {SCENARIOS / 'storm_50yr.yaml'}
-        name: storm_window
-        start: 2026-09-14T12:00
-        horizon: 10h
-        sewer:
-          storm: {{at: 2h}}
-        """))
-    return path
+OPTIONS = ("no_alerts", "crews_prepositioned", "sewer_strategy_b")
 
 
 @pytest.fixture(scope="module")
-def storm_run(tmp_path_factory) -> tuple[Path, Results]:
-    """The storm through the command line (no response options): the report and results."""
-    tmp = tmp_path_factory.mktemp("storm")
-    out = tmp / "out"
-    code = twin_main(["run", str(_window(tmp)), "--out", str(out), "--no-responses",
+def storm_runs(tmp_path_factory) -> tuple[Path, dict[str, Results]]:
+    """The storm and its response options through the command line: report and results."""
+    out = tmp_path_factory.mktemp("storm") / "out"
+    code = twin_main(["run", str(SCENARIOS / "storm_50yr.yaml"), "--out", str(out),
                       "--no-progress"])
     assert code == 0
-    return out, Results.load(out / "results", "storm_window")
+    names = ["storm_50yr", *(f"storm_50yr-{o}" for o in OPTIONS)]
+    return out, {name: Results.load(out / "results", name) for name in names}
+
+
+@pytest.fixture(scope="module")
+def storm_run(storm_runs) -> tuple[Path, Results]:
+    out, runs = storm_runs
+    return out, runs["storm_50yr"]
 
 
 def test_storm_report_has_the_cascade_report(storm_run):
@@ -54,8 +44,10 @@ def test_storm_report_has_the_cascade_report(storm_run):
     for heading in ("Incident chain", "Timeline", "The city at each phase",
                     "Every network side by side", "Response options"):
         assert heading in page
-    assert (out / "storm_window_cascade_timeline.png").stat().st_size > 10_000
-    assert (out / "storm_window_cascade_phases.png").stat().st_size > 10_000
+    assert (out / "storm_50yr_cascade_timeline.png").stat().st_size > 10_000
+    assert (out / "storm_50yr_cascade_phases.png").stat().st_size > 10_000
+    for option in OPTIONS:                     # the comparison of the response options
+        assert f"<b>{option}</b>" in page
     # every network and the request service ran on the one clock
     assert {"water", "sewer", "traffic", "lighting", "waste", "parking", "citizens",
             "cascade"} <= set(result.kpis)
@@ -103,14 +95,13 @@ def test_storm_chain_from_rain_to_rerouted_crews_and_reports(storm_run):
     assert len(storm_reports) > 500
 
 
-def test_alerts_reduce_duplicate_reports_and_calls(storm_run, tmp_path):
+def test_alerts_reduce_duplicate_reports_and_calls(storm_runs):
     """The storm's `no_alerts` response option, same seed: without the SMS / app alerts the
     residents file more duplicate reports and call the phone centre more."""
-    _, with_alerts = storm_run
-    spec = load_scenario(_window(tmp_path))
-    option = next(r for r in response_specs(spec) if r.option == "no_alerts")
-    assert option.spec.seed == spec.seed and "alerts" in option.spec.cascade.off
-    without = run(option.spec)
+    _, runs = storm_runs
+    with_alerts, without = runs["storm_50yr"], runs["storm_50yr-no_alerts"]
+    assert without.meta["response"] == "no_alerts"
+    assert without.meta["seed"] == with_alerts.meta["seed"]
     on, off = with_alerts.kpis["citizens"], without.kpis["citizens"]
     assert on["alerts_sent"] > 0 and off["alerts_sent"] == 0
     assert on["reports_avoided_by_alerts"] > 0
