@@ -164,7 +164,9 @@ def phases(chains: pd.DataFrame, horizon_s: float) -> list[Phase]:
         t2 = float(fixes["time_s"].min()) if len(fixes) else t1 + (horizon_s - t1) / 2
     t1 = min(max(t1, t0), horizon_s)
     t2 = min(max(t2, t1), horizon_s)
-    return [Phase("1 · onset", t0, t1), Phase("2 · floods and closures (worst moment)", t1, t2),
+    height = ("2 · floods and closures (worst moment)" if len(closures)
+              else "2 · the incident at its height")
+    return [Phase("1 · onset", t0, t1), Phase(height, t1, t2),
             Phase("3 · repairs and recovery", t2, horizon_s)]
 
 
