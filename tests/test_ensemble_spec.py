@@ -62,6 +62,14 @@ def test_grid_sweep_and_seeds_make_every_combination(tmp_path, net3_inp):
     # ids depend on the parameters and seed only: the same file gives the same ids
     assert [x.member_id for x in expand_members(load_scenario(path))] == \
         [x.member_id for x in members]
+    # members that differ only in the swept element are copies of a validated sibling:
+    # each is the scenario it would be if validated on its own
+    for x in members[::7]:
+        alone = type(x.spec).model_validate(x.spec.model_dump(
+            by_alias=True, exclude_none=True, exclude={"source_path", "based_on", "ensemble"}))
+        assert alone.events == x.spec.events and alone.seed == x.seed
+        assert alone.events[-1].link == x.element
+        assert alone.policies == x.spec.policies
 
 
 def test_samples_are_drawn_from_the_sample_seed(tmp_path, net3_inp):

@@ -39,6 +39,8 @@ __all__ = ["EnsembleSummary", "run_ensemble", "dask_client"]
 CONNECT_TIMEOUT_S = 5.0
 FLUSH_ROWS = 500          # members' results written as one Parquet partition ...
 FLUSH_S = 2.0             # ... or after this many seconds, whichever comes first
+MAX_BATCH = 500           # members per Dask task, at most
+MIN_TASK_S = 0.05         # a task runs members for at least this long (once timed)
 _ADDRESS = re.compile(r"((tcp|tls|ws|wss|ucx)://)?[^\s/:]+:\d{1,5}|(tcp|tls|ws|wss|ucx)://[^\s/:]+"
                       r"|inproc://\S+")
 
@@ -107,8 +109,40 @@ def _prepare_worker() -> None:
     import twin.run  # noqa: F401
 
 
-def _batches(members: list[Member], size: int) -> list[list[Member]]:
-    return [members[i:i + size] for i in range(0, len(members), size)]
+class _Batcher:
+    """The members still to submit, handed out in batches (one Dask task each).
+
+    Without a fixed ``size``, batches shrink as the ensemble goes (guided self-scheduling:
+    a share of what is left, per worker), so the workers start on large batches (few
+    round trips, the client's work per task is a few milliseconds of a core the workers
+    need) and end together on small ones; once members have run, no batch is shorter
+    than ``MIN_TASK_S`` of their mean time.
+    """
+
+    def __init__(self, members: list[Member], workers: int, size: int | None = None) -> None:
+        self._pending = list(reversed(members))
+        self.total = len(members)
+        self._workers = max(workers, 1)
+        self._size = size
+        self._min = 1
+        self._seconds = self._runs = 0.0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def next(self) -> list[Member]:
+        left = len(self._pending)
+        size = self._size or min(MAX_BATCH, max(self._min, math.ceil(left / (2 * self._workers))))
+        return [self._pending.pop() for _ in range(min(size, left))]
+
+    def observe(self, rows: list[dict[str, Any]]) -> None:
+        """Learn the members' mean run time from a landed batch."""
+        times = [r["seconds"] for r in rows if math.isfinite(r["seconds"])]
+        self._seconds += sum(times)
+        self._runs += len(times)
+        if self._runs:
+            mean = max(self._seconds / self._runs, 1e-6)
+            self._min = max(1, min(MAX_BATCH, math.ceil(MIN_TASK_S / mean)))
 
 
 def _failed_rows(batch: list[Member], exc: BaseException) -> list[dict[str, Any]]:
@@ -127,8 +161,8 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
     """Run every member of ``spec``'s ensemble not yet done in ``out_dir``.
 
     ``client``: an existing Dask client to use (else one is made from ``scheduler`` /
-    ``workers``). ``batch_size``: members per Dask task (default: enough tasks to keep
-    every worker busy, at most 50 members each). ``on_batch`` is called with each
+    ``workers``). ``batch_size``: members per Dask task (default: batches that shrink as
+    the ensemble goes, see :class:`_Batcher`). ``on_batch`` is called with each
     batch's rows as it lands.
     """
     t0 = time.perf_counter()
@@ -146,10 +180,8 @@ def run_ensemble(spec: "ScenarioSpec", out_dir: str | Path, scheduler: str | Non
             n_workers = max(len(cl.scheduler_info(n_workers=-1).get("workers", {})), 1)
             cl.run(preload_network, spec)     # every worker reads the network now, together
             address = cl.scheduler.address if cl.scheduler is not None else ""
-            # a few batches per worker: balanced at the end, few partitions and round trips
-            size = batch_size or max(1, min(50, math.ceil(len(todo) / (4 * n_workers))))
-            done, failed = _execute(cl, _batches(todo, size), per_element, store, progress,
-                                    on_batch)
+            done, failed = _execute(cl, _Batcher(todo, n_workers, batch_size), per_element,
+                                    store, progress, on_batch)
     summary = EnsembleSummary(members=len(members), done=done, failed=failed,
                               skipped=len(members) - len(todo),
                               seconds=round(time.perf_counter() - t0, 3), workers=n_workers,
@@ -176,27 +208,27 @@ def _given(client: "Client") -> Iterator["Client"]:
     yield client          # the caller's client: used, not closed
 
 
-def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[str, ...],
+def _execute(client: "Client", batches: _Batcher, per_element: tuple[str, ...],
              store: ResultStore, progress: bool,
              on_batch: Callable[[list[dict[str, Any]]], None] | None,
              flush_rows: int = FLUSH_ROWS, flush_s: float = FLUSH_S) -> tuple[int, int]:
-    """Submit ``batches`` a few at a time (memory stays bounded); write the results that
+    """Submit the ``batches`` a few at a time (memory stays bounded); write the results that
     landed as one Parquet partition every ``flush_rows`` members or ``flush_s`` seconds,
     whichever comes first, and whatever landed when the run ends or is interrupted (a
     partition per batch of a few cheap members cost the client more than the members did)."""
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    total = sum(len(b) for b in batches)
+    total = batches.total
     window = 2 * max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1) + 2
-    pending = list(reversed(batches))
+    pending = batches
     running: dict[Any, list[Member]] = {}
     landed: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])   # rows, extremes
     last_flush = time.perf_counter()
     done = failed = 0
 
     def submit(queue: as_completed | None = None) -> Any:
-        batch = pending.pop()
+        batch = pending.next()
         tasks = [MemberTask(m.member_id, m.spec, per_element, m.seed, m.element, m.sweep,
                             m.params) for m in batch]
         future = client.submit(run_packed_members, pickle.dumps(tasks, protocol=5),
@@ -217,18 +249,21 @@ def _execute(client: "Client", batches: list[list[Member]], per_element: tuple[s
             rows.clear(), extremes.clear()
         last_flush = time.perf_counter()
 
-    first = [submit() for _ in range(min(window, len(pending)))]
+    first = []
+    while pending and len(first) < window:
+        first.append(submit())
     queue = as_completed(first, loop=client.loop)
     bar = tqdm(total=total, unit="run", desc="ensemble", disable=None if progress else True)
     try:
         for future in queue:
             batch = running.pop(future)
-            if pending:                       # keep the workers busy first
-                submit(queue)
             try:
                 rows, extremes = future.result()
+                pending.observe(rows)
             except Exception as exc:          # KilledWorker after repeated deaths, ...
                 rows, extremes = _failed_rows(batch, exc), None
+            if pending:                       # keep the workers busy
+                submit(queue)
             landed[0].extend(rows)
             if extremes is not None:
                 landed[1].append(extremes)

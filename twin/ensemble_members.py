@@ -222,15 +222,45 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
                  "link": set(links.index), "pump": set(links.index[links["link_type"] == "Pump"]),
                  "node": set(nodes.index)}
     members = []
-    for combo, (sweep, element, event), seed in itertools.product(
-            combos, events or [(-1, "", None)], seeds):
+    # members that differ only in the swept element share one validated scenario: the
+    # first is validated from its data, the others are copies with the element changed
+    validated: dict[tuple, tuple[ScenarioSpec, str]] = {}
+    field_names = {i: next(k for k, v in t.items() if isinstance(v, dict) and "each" in v)
+                   for i, t in enumerate(ens.sweep or [])}
+    for n_combo, combo in enumerate(combos):
+        for (sweep, element, event), seed in itertools.product(events or [(-1, "", None)],
+                                                               seeds):
+            members.append(_member(spec, data, lines, grid, combo, n_combo, sweep, element,
+                                   event, seed, recorded, known, n_events, validated,
+                                   field_names.get(sweep)))
+    ids = [m.member_id for m in members]
+    if len(set(ids)) != len(ids):
+        raise _error(spec, "ensemble", "members that differ from each other",
+                     got="the same parameters twice (a value repeated in the grid or seeds)")
+    return members
+
+
+def _member(spec: ScenarioSpec, data: dict[str, Any], lines: dict, grid: dict, combo: dict,
+            n_combo: int, sweep: int, element: str, event: dict[str, Any] | None,
+            seed: int | None, recorded: list[str], known: dict[str, set[str]] | None,
+            n_events: int, validated: dict[tuple, tuple[ScenarioSpec, str]],
+            field_name: str | None) -> Member:
+    """One member, validated (or copied from a validated sibling that differs only in the
+    swept element)."""
+    for parts, (key, _) in grid.items():
+        if parts[0] == "sweep" and parts[1] == sweep:     # a value of the swept template
+            event = copy.deepcopy(event)
+            _set(event, list(parts[2:]), combo[key])
+    sibling = validated.get((n_combo, sweep, seed)) if event is not None else None
+    if sibling is not None:
+        first, attr = sibling
+        swept = first.events[-1].model_copy(update={attr: element})
+        member_spec = first.model_copy(update={"events": [*first.events[:-1], swept]})
+    else:
         member_data = copy.deepcopy(data)
         for parts, (key, _) in grid.items():
             if parts[0] != "sweep":
                 _set(member_data, list(parts), combo[key])
-            elif parts[1] == sweep:         # a value of the swept event's template
-                event = copy.deepcopy(event)
-                _set(event, list(parts[2:]), combo[key])
         if event is not None:
             member_data["events"] = [*(member_data.get("events") or []), copy.deepcopy(event)]
         if seed is not None:
@@ -245,17 +275,17 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
         member_spec = member_spec.model_copy(update={"source_path": spec.source_path,
                                                      "based_on": spec.based_on})
         member_spec._lines = lines
-        if known is not None:
-            try:
-                check_elements(member_spec, known)
-            except ScenarioError as exc:
-                raise _error(spec, f"ensemble.grid.{next(iter(combo), '')}"
-                             if not event else f"ensemble.sweep[{sweep}]",
-                             "element ids of the network", got=exc.detail or exc.got) from None
-        members.append(Member(member_id(combo, event, member_spec.seed), member_spec.seed,
-                              combo, member_spec, element, sweep))
-    ids = [m.member_id for m in members]
-    if len(set(ids)) != len(ids):
-        raise _error(spec, "ensemble", "members that differ from each other",
-                     got="the same parameters twice (a value repeated in the grid or seeds)")
-    return members
+        if event is not None:
+            fields = type(member_spec.events[-1]).model_fields
+            attr = next((n for n, f in fields.items() if field_name in (n, f.alias)), None)
+            if attr is not None:
+                validated[(n_combo, sweep, seed)] = (member_spec, attr)
+    if known is not None:
+        try:
+            check_elements(member_spec, known)
+        except ScenarioError as exc:
+            raise _error(spec, f"ensemble.grid.{next(iter(combo), '')}"
+                         if not event else f"ensemble.sweep[{sweep}]",
+                         "element ids of the network", got=exc.detail or exc.got) from None
+    return Member(member_id(combo, event, member_spec.seed), member_spec.seed, combo,
+                  member_spec, element, sweep)

@@ -53,8 +53,8 @@ def build_twin(spec: ScenarioSpec, networks: NetworkSource | None = None) -> Twi
     events = spec.to_events()
     planned = [(e.pipe_id, e.position) for e in events if isinstance(e, PipeBurst)]
     quantities = [q for q in spec.outputs.quantities if q in RECORDABLE["water"]]
-    if "demand" not in quantities:
-        quantities.append("demand")      # the outflow plot needs it
+    if spec.outputs.report and "demand" not in quantities:
+        quantities.append("demand")      # the report's outflow plot needs it
     step = spec.step_s if (city is not None or "step_s" in spec.model_fields_set) else None
     model, inp_file = (networks.water_model(spec, city) if networks is not None
                        else (spec.city.inp if city is None else None, None))

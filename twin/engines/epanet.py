@@ -209,9 +209,17 @@ class EpanetProject:
             _, self._read_nodes, self._read_links = _bulk_readers(library)
             self._read_nodes(0, PRESSURE, np.zeros(0))   # compile now, not inside the first step
             self._read_links(0, FLOW, np.zeros(0))
+        self._buffers()
+        self.time_s = 0
+
+    def _buffers(self) -> None:
+        """Node and link value buffers, and their C pointers made once (ctypes' cast cost
+        more than the copy out of them, at every hydraulic step)."""
         self._nbuf = np.zeros(self.n_nodes, dtype=np.float64)
         self._lbuf = np.zeros(self.n_links, dtype=np.float64)
-        self.time_s = 0
+        ptr = ctypes.POINTER(ctypes.c_double)
+        self._nptr = self._nbuf.ctypes.data_as(ptr)
+        self._lptr = self._lbuf.ctypes.data_as(ptr)
 
     # -- errors and ids -------------------------------------------------------
     def _check(self, code: int, context: str = "") -> None:
@@ -309,8 +317,7 @@ class EpanetProject:
         self.n_nodes = self._count(NODECOUNT)
         self.n_links = self._count(LINKCOUNT)
         self._refresh_ids()
-        self._nbuf = np.zeros(self.n_nodes, dtype=np.float64)
-        self._lbuf = np.zeros(self.n_links, dtype=np.float64)
+        self._buffers()
         return self.node_index[node_id]
 
     def add_constant_demand(self, node: int, name: str) -> None:
@@ -438,8 +445,7 @@ class EpanetProject:
     def _node_raw(self, prop: int) -> np.ndarray:
         out = self._nbuf
         if self.has_arrays:
-            self._check(self._lib.EN_getnodevalues(
-                self._ph, prop, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+            self._check(self._lib.EN_getnodevalues(self._ph, prop, self._nptr))
         else:
             self._check(self._read_nodes(self._ph.value, prop, out))
         return out.copy()
@@ -447,8 +453,7 @@ class EpanetProject:
     def _link_raw(self, prop: int) -> np.ndarray:
         out = self._lbuf
         if self.has_arrays:
-            self._check(self._lib.EN_getlinkvalues(
-                self._ph, prop, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+            self._check(self._lib.EN_getlinkvalues(self._ph, prop, self._lptr))
         else:
             self._check(self._read_links(self._ph.value, prop, out))
         return out.copy()
