@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cvrp_instances.py
 	$(PY) benchmarks/calibration_speed.py
 	$(PY) benchmarks/dashboard_render.py
+	$(PY) benchmarks/hypervision_storm.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
