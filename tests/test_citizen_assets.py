@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from twin.agents.crews import StreetRouter
