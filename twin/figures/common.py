@@ -62,17 +62,32 @@ def event_lines(ax, results: Sequence[Results]) -> None:
 
 
 def mark_incidents(ax, result: Results) -> None:
+    """Floods on a map: a burst's (published by the water layer) as a cross with its flow,
+    any other (a surcharged sewer's, through the cascade rules) as a blue disc; one legend
+    entry per kind, however many floods a storm makes."""
     ev = result.events
     if ev is None or ev.empty:
         return
     import ast
 
+    from matplotlib.collections import PatchCollection
     from matplotlib.patches import Circle
 
-    for _, row in ev[ev["kind"] == "StreetFlooded"].iterrows():
-        d = ast.literal_eval(row["details"])
-        ax.add_patch(Circle((d["x"], d["y"]), d["radius_m"], color="#3182bd", alpha=0.25, zorder=4))
-        ax.scatter([d["x"]], [d["y"]], marker="X", c="#e31a1c", s=120, zorder=6,
-                   edgecolors="k", label=f"burst ({d['flow_lps']:.0f} L/s)")
+    floods = ev[ev["kind"] == "StreetFlooded"]
+    if floods.empty:
+        return
+    details = [ast.literal_eval(d) for d in floods["details"]]
+    bursts = [d for d, src in zip(details, floods["source"]) if src == "water"]
+    others = [d for d, src in zip(details, floods["source"]) if src != "water"]
+    discs = [Circle((d["x"], d["y"]), d["radius_m"]) for d in details]
+    ax.add_collection(PatchCollection(discs, color="#3182bd", alpha=0.25, zorder=4))
+    if others:
+        ax.scatter([d["x"] for d in others], [d["y"] for d in others], marker="o",
+                   c="#3182bd", s=18, alpha=0.7, zorder=6, label=f"flooded street ({len(others)})")
+    if bursts:
+        label = (f"burst ({bursts[0]['flow_lps']:.0f} L/s)" if len(bursts) == 1
+                 else f"bursts ({len(bursts)})")
+        ax.scatter([d["x"] for d in bursts], [d["y"] for d in bursts], marker="X",
+                   c="#e31a1c", s=120, zorder=6, edgecolors="k", label=label)
 
 
