@@ -36,18 +36,7 @@ validate: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) benchmarks/water_steps.py
-	$(PY) benchmarks/water_ensemble.py
-	$(PY) benchmarks/bridge_ingest.py
-	$(PY) benchmarks/traffic_incidents.py
-	$(PY) benchmarks/traffic_assignment.py
-	$(PY) benchmarks/citizens_year.py
-	$(PY) benchmarks/parking_week.py
-	$(PY) benchmarks/sewer_steps.py
-	$(PY) benchmarks/cvrp_instances.py
-	$(PY) benchmarks/calibration_speed.py
-	$(PY) benchmarks/dashboard_render.py
-	$(PY) benchmarks/hypervision_storm.py
+	set -e; for bench in benchmarks/*.py; do $(PY) $$bench; done
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
