@@ -122,7 +122,7 @@ class _Batcher:
     def __init__(self, members: list[Member], workers: int, size: int | None = None) -> None:
         self._pending = list(reversed(members))
         self.total = len(members)
-        self._workers = max(workers, 1)
+        self.workers = max(workers, 1)
         self._size = size
         self._min = 1
         self._seconds = self._runs = 0.0
@@ -132,7 +132,7 @@ class _Batcher:
 
     def next(self) -> list[Member]:
         left = len(self._pending)
-        size = self._size or min(MAX_BATCH, max(self._min, math.ceil(left / (2 * self._workers))))
+        size = self._size or min(MAX_BATCH, max(self._min, math.ceil(left / (2 * self.workers))))
         return [self._pending.pop() for _ in range(min(size, left))]
 
     def observe(self, rows: list[dict[str, Any]]) -> None:
@@ -220,7 +220,7 @@ def _execute(client: "Client", batches: _Batcher, per_element: tuple[str, ...],
     from tqdm.auto import tqdm
 
     total = batches.total
-    window = 2 * max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1) + 2
+    window = 2 * batches.workers + 2
     pending = batches
     running: dict[Any, list[Member]] = {}
     landed: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])   # rows, extremes

@@ -194,8 +194,10 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
 
         frames = network_elements(spec, networks)
     events: list[tuple[int, str, dict[str, Any]]] = []        # (template, element, event)
+    field_names: dict[int, str] = {}                          # template -> its selection field
     for i, template in enumerate(ens.sweep or []):
-        field_name = next(k for k, v in template.items() if isinstance(v, dict) and "each" in v)
+        field_name = field_names[i] = next(k for k, v in template.items()
+                                           if isinstance(v, dict) and "each" in v)
         selection = ElementSelection.model_validate(template[field_name])
         try:
             from twin.ensemble_water import select_elements
@@ -225,8 +227,6 @@ def expand_members(spec: ScenarioSpec, networks=None) -> list[Member]:
     # members that differ only in the swept element share one validated scenario: the
     # first is validated from its data, the others are copies with the element changed
     validated: dict[tuple, tuple[ScenarioSpec, str]] = {}
-    field_names = {i: next(k for k, v in t.items() if isinstance(v, dict) and "each" in v)
-                   for i, t in enumerate(ens.sweep or [])}
     for n_combo, combo in enumerate(combos):
         for (sweep, element, event), seed in itertools.product(events or [(-1, "", None)],
                                                                seeds):

@@ -26,6 +26,8 @@ from twin.ensemble_members import Member, base_hash
 from twin.errors import BadInput
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from twin.scenario import ScenarioSpec
 
 __all__ = ["ResultStore", "load_members", "load_elements", "load_manifest", "load_network"]
@@ -34,9 +36,16 @@ ROW_COLUMNS = ["member_id", "status", "error", "seconds", "worker_pid", "seed", 
                "sweep", "params"]
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+def _write_atomic(table: "pd.DataFrame | pa.Table", path: Path) -> None:
+    """Write a frame or an Arrow table as Parquet under a temporary name, then rename it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    if isinstance(table, pa.Table):
+        pq.write_table(table, tmp)
+    else:
+        table.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
 
@@ -106,14 +115,9 @@ class ResultStore:
         elements = [e for e in elements if e is not None and len(e["member_id"])]
         if elements:       # one table from the batches' arrays (not a frame per member),
             import pyarrow as pa          # straight to Arrow: a frame turned its 40,000
-            import pyarrow.parquet as pq  # strings a batch into Python objects and back
-
-            table = pa.table({key: np.concatenate([e[key] for e in elements])
-                              for key in elements[0]})
-            path_el = self.out / "elements" / name
-            tmp = path_el.with_name(path_el.name + ".tmp")
-            pq.write_table(table, tmp)
-            os.replace(tmp, path_el)
+                                          # strings a batch into Python objects and back
+            _write_atomic(pa.table({key: np.concatenate([e[key] for e in elements])
+                                    for key in elements[0]}), self.out / "elements" / name)
         self.done_ids.update(r["member_id"] for r in rows if r["status"] == "done")
         return path
 
