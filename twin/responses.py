@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from twin.ensemble_members import _set             # the ensemble grid's path setter
+from twin.ensemble_members import _error, _scenario_data, _set   # as the ensemble grid's
 from twin.ensemble_spec import split_path
-from twin.scenario import ScenarioError, ScenarioSpec, _first_error, _load_merged
+from twin.scenario import ScenarioSpec, _first_error
 
 __all__ = ["ResponseRun", "response_specs"]
 
@@ -31,28 +31,12 @@ class ResponseRun:
     spec: ScenarioSpec
 
 
-def _error(spec: ScenarioSpec, field: str, expected: str, got: str | None = None) -> ScenarioError:
-    path, line = spec.locate(field)
-    return ScenarioError(path, field, line, expected, got)
-
-
-def _written(spec: ScenarioSpec) -> tuple[dict[str, Any], dict]:
-    """The scenario as written (``extends`` merged) and its line map."""
-    if spec.source_path is None:
-        data = spec.model_dump(by_alias=True, exclude_none=True,
-                               exclude={"source_path", "based_on"})
-        return data, {}
-    data, lines, _ = _load_merged(Path(spec.source_path), ())
-    return data, lines
-
-
 def response_specs(spec: ScenarioSpec) -> list[ResponseRun]:
     """Every option of ``spec.responses`` as a validated scenario (none without the section)."""
     if not spec.responses:
         return []
-    data, lines = _written(spec)
-    for key in ("responses", "ensemble"):
-        data.pop(key, None)
+    data, lines = _scenario_data(spec)            # as written, without its ensemble
+    data.pop("responses", None)
     runs = []
     for option, response in spec.responses.items():
         where = f"responses.{option}"
